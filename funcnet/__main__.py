@@ -1,0 +1,3 @@
+from funcnet._cli import main
+
+raise SystemExit(main())

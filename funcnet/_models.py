@@ -1,0 +1,210 @@
+"""Multilayer perceptrons as pure functions.
+
+An MLP with layer sizes ``[n_0, n_1, ..., n_L]`` computes, for an input
+``x`` of shape ``(..., n_0)``,
+
+    a^[0] = x
+    z^[l] = a^[l-1] W^[l] + b^[l]        W^[l]: (n_{l-1}, n_l),  b^[l]: (n_l,)
+    a^[l] = g_l(z^[l])
+
+and returns ``a^[L]`` of shape ``(..., n_L)``. This is the lectures'
+h(x) = g2(W2 g1(W1 x + b1) + b2) with the weights stored transposed
+(``(in, out)``), so that a batch of row vectors multiplies on the left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from funcnet import _activations, _init
+from funcnet._namespace import array_namespace
+
+Params = list  # list of {"w": (in, out), "b": (out,)}
+
+__all__ = ["MLP", "mlp", "param_count"]
+
+
+def _act_name(spec) -> Any:
+    return spec if isinstance(spec, str) or spec is None else getattr(spec, "__name__", repr(spec))
+
+
+@dataclasses.dataclass(frozen=True)
+class MLP:
+    """A multilayer perceptron: static config plus the pure functions ``init``, ``apply``, ``activations``.
+
+    Build one with :func:`funcnet.mlp`. Instances are immutable and hashable, so a
+    model can be passed to ``jax.jit`` as a static argument or closed over.
+
+    Attributes:
+      sizes: layer widths ``(n_0, ..., n_L)``; ``n_0`` is the input width.
+      hidden_activations: one activation (name or callable) per hidden layer.
+      output_activation: activation of the last layer (``None`` means identity).
+      init_scheme: weight initializer (name or callable).
+    """
+
+    sizes: tuple[int, ...]
+    hidden_activations: tuple[Any, ...]
+    output_activation: Any
+    init_scheme: Any
+
+    @property
+    def num_layers(self) -> int:
+        """Number of weight layers L (``len(sizes) - 1``)."""
+        return len(self.sizes) - 1
+
+    @property
+    def layer_activations(self) -> tuple[Callable, ...]:
+        """The resolved activation function of every layer, output layer last."""
+        return tuple(_activations.get(a) for a in (*self.hidden_activations, self.output_activation))
+
+    # ------------------------------------------------------------------ init
+    def init(self, key, dtype=None) -> Params:
+        """Draw initial parameters.
+
+        Args:
+          key: a JAX PRNG key (``jax.random.key(0)``; legacy ``PRNGKey`` accepted).
+          dtype: float dtype of the parameters; default float32 (float64 when
+            ``jax_enable_x64`` is on).
+
+        Returns:
+          A list of ``{"w": (n_{l-1}, n_l), "b": (n_l,)}`` dicts, one per layer.
+          Weights follow ``init_scheme``; biases are zero.
+        """
+        if dtype is None:
+            dtype = jnp.asarray(0.0).dtype
+        initializer = _init.get(self.init_scheme)
+        keys = jax.random.split(key, self.num_layers)
+        params = []
+        for k, n_in, n_out in zip(keys, self.sizes[:-1], self.sizes[1:]):
+            params.append({"w": initializer(k, (n_in, n_out), dtype), "b": jnp.zeros((n_out,), dtype)})
+        return params
+
+    # ----------------------------------------------------------- validation
+    def check_params(self, params: Any) -> None:
+        """Raise ``ValueError`` unless ``params`` is a list of ``{"w", "b"}`` dicts of this model's shapes."""
+        expected = [((i, o), (o,)) for i, o in zip(self.sizes[:-1], self.sizes[1:])]
+        if not isinstance(params, (list, tuple)) or len(params) != len(expected):
+            got = f"{type(params).__name__} of length {len(params)}" if isinstance(params, (list, tuple)) else type(params).__name__
+            raise ValueError(
+                f"params do not match the model with sizes {list(self.sizes)}: expected a list of "
+                f"{len(expected)} layer dicts {{'w': (in, out), 'b': (out,)}}, got {got}"
+            )
+        for l, (layer, (ws, bs)) in enumerate(zip(params, expected)):
+            if not isinstance(layer, dict) or set(layer) != {"w", "b"}:
+                keys = sorted(layer) if isinstance(layer, dict) else type(layer).__name__
+                raise ValueError(f"params[{l}] must be a dict with keys ['b', 'w'], got {keys}")
+            for name, shape in (("w", ws), ("b", bs)):
+                got = tuple(getattr(layer[name], "shape", ()))
+                if got != shape:
+                    raise ValueError(
+                        f"params[{l}][{name!r}] has shape {got}, expected {shape} "
+                        f"for the model with sizes {list(self.sizes)}"
+                    )
+
+    def _check_input(self, x) -> None:
+        shape = tuple(getattr(x, "shape", ()))
+        if len(shape) == 0 or shape[-1] != self.sizes[0]:
+            raise ValueError(
+                f"layer 0 expects inputs of width {self.sizes[0]} (shape (..., {self.sizes[0]})), "
+                f"got an input of shape {shape}"
+            )
+
+    # --------------------------------------------------------------- forward
+    def activations(self, params: Params, x) -> list[dict[str, Any]]:
+        """Every layer's pre-activation and activation.
+
+        Args:
+          params: as returned by :meth:`init`.
+          x: input of shape ``(n_0,)`` or ``(..., n_0)``.
+
+        Returns:
+          A list with one ``{"z": z^[l], "a": a^[l]}`` per layer l = 1..L, each of
+          shape ``(..., n_l)``.
+        """
+        self.check_params(params)
+        xp = array_namespace(params, x)
+        if not hasattr(x, "shape"):
+            x = xp.asarray(x)
+        self._check_input(x)
+        out = []
+        a = x
+        for layer, g in zip(params, self.layer_activations):
+            z = a @ layer["w"] + layer["b"]
+            a = g(z)
+            out.append({"z": z, "a": a})
+        return out
+
+    def apply(self, params: Params, x):
+        """The network function h(x): input ``(n_0,)`` or ``(..., n_0)`` -> output ``(n_L,)`` or ``(..., n_L)``.
+
+        Pure; runs under ``jax.jit``/``grad``/``vmap``, on NumPy arrays and under
+        :mod:`funcnet.tracer`, in the namespace chosen from ``params`` and ``x`` together.
+        """
+        return self.activations(params, x)[-1]["a"]
+
+    __call__ = apply
+
+    def __repr__(self) -> str:
+        acts = [_act_name(a) for a in self.hidden_activations]
+        return (f"MLP(sizes={list(self.sizes)}, hidden_activations={acts}, "
+                f"output_activation={_act_name(self.output_activation)!r}, init={_act_name(self.init_scheme)!r})")
+
+
+def mlp(
+    sizes: Sequence[int],
+    activation: Any = "relu",
+    output_activation: Any = None,
+    init: Any = "he",
+) -> MLP:
+    """Build a multilayer perceptron.
+
+    Args:
+      sizes: layer widths ``[n_0, n_1, ..., n_L]``, at least two positive ints.
+      activation: hidden-layer activation: a name from
+        :func:`funcnet.activations.names`, a callable, or a list with one entry per
+        hidden layer (``len(sizes) - 2`` entries).
+      output_activation: activation of the last layer; ``None`` gives raw outputs
+        (logits), which is what :mod:`funcnet.losses` expects.
+      init: weight init scheme name (``"he"``, ``"xavier"``, ``"lecun"``,
+        ``"uniform"``, ``"normal"``, ``"zeros"``, ``"constant"``) or a callable
+        ``(key, shape, dtype) -> array``.
+
+    Returns:
+      An :class:`MLP`.
+
+    Example:
+      >>> import jax, funcnet as fn
+      >>> model = fn.mlp([100, 2000, 10])
+      >>> fn.param_count(model.init(jax.random.key(0)))
+      222010
+    """
+    try:
+        sizes = tuple(int(s) for s in sizes)
+    except TypeError:
+        raise TypeError(f"sizes must be a sequence of ints, got {sizes!r}") from None
+    if len(sizes) < 2 or any(s <= 0 for s in sizes):
+        raise ValueError(f"sizes must hold at least two positive widths [n_in, ..., n_out], got {list(sizes)}")
+    n_hidden = len(sizes) - 2
+    if isinstance(activation, (list, tuple)):
+        if len(activation) != n_hidden:
+            raise ValueError(
+                f"activation list must have one entry per hidden layer ({n_hidden} for sizes "
+                f"{list(sizes)}), got {len(activation)}"
+            )
+        hidden = tuple(activation)
+    else:
+        hidden = (activation,) * n_hidden
+    for a in (*hidden, output_activation):
+        _activations.get(a)  # validate names now, not at the first call
+    _init.get(init)
+    return MLP(sizes, hidden, output_activation, init)
+
+
+def param_count(params: Any) -> int:
+    """Total number of scalars in a pytree of arrays (e.g. ``[100, 2000, 10]`` -> 222010)."""
+    return int(sum(math.prod(getattr(leaf, "shape", ())) for leaf in jax.tree_util.tree_leaves(params)))

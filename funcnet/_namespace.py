@@ -1,0 +1,76 @@
+"""Choosing the array namespace from a function's arguments.
+
+funcnet's models and losses are written once against the Array API standard
+(``x.__array_namespace__()``). The namespace is picked from *all* array leaves of
+all arguments, so that mixed calls work:
+
+* any leaf from a third namespace (funcnet's tracer) wins, because its values must
+  record every operation;
+* otherwise any JAX array or JAX tracer selects ``jax.numpy`` (JAX-traced
+  parameters with a plain NumPy ``x`` stay traced);
+* otherwise NumPy.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import numpy as np
+
+__all__ = ["array_namespace"]
+
+
+def _leaves(tree: Any):
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+        elif node is not None:
+            yield node
+
+
+def _namespace_of(leaf: Any) -> types.ModuleType | Any | None:
+    get = getattr(leaf, "__array_namespace__", None)
+    if get is not None:
+        return get()
+    if isinstance(leaf, np.generic):
+        return np
+    return None
+
+
+def array_namespace(*trees: Any):
+    """Return the Array API namespace shared by the array leaves of ``trees``.
+
+    Python scalars and ``None`` are ignored. With no array leaf at all, NumPy is
+    returned.
+
+    Raises:
+      TypeError: if leaves come from two different non-NumPy, non-JAX namespaces.
+    """
+    other = None
+    has_jax = False
+    for leaf in _leaves(trees):
+        ns = _namespace_of(leaf)
+        if ns is None or ns is np:
+            continue
+        name = getattr(ns, "__name__", "")
+        if name.startswith("jax"):
+            has_jax = True
+        elif other is None:
+            other = ns
+        elif ns is not other:
+            raise TypeError(
+                f"arguments mix two array namespaces, {other!r} and {ns!r}; "
+                "pass arrays of one kind (plus NumPy arrays or Python scalars)"
+            )
+    if other is not None:
+        return other
+    if has_jax:
+        import jax.numpy as jnp
+
+        return jnp
+    return np
