@@ -65,9 +65,13 @@ def elu(z, alpha: float = 1.0):
 
 
 def softplus(z):
-    r"""log(1 + e^z), computed stably as max(z, 0) + log1p(e^{-|z|}); softplus' = σ."""
+    r"""log(1 + e^z), computed stably as relu(z) + log1p(e^{-|z|}); softplus'(z) = σ(z).
+
+    -|z| is written as ``where(z > 0, -z, z)`` so that the derivative is σ(z) at
+    z = 0 too (0.5, as ``jax.nn.softplus``), whatever convention abs'(0) follows.
+    """
     xp = array_namespace(z)
-    return xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))
+    return relu(z) + xp.log1p(xp.exp(xp.where(z > 0, -z, z)))
 
 
 def log_softmax(z):
