@@ -1,0 +1,20 @@
+"""Optimizing inputs instead of weights.
+
+Backprop differentiates with respect to any node of the graph. Holding the parameters θ fixed and moving
+the input x gives three tools, all compiled (one ``lax.scan`` per call) and batched:
+
+* :func:`optimize_input` — minimize or maximize any scalar f(x), with optional projection;
+* :func:`visualize_units` — activation maximization argmax_x h_lj(x) - λR(x) for many units at once;
+* :func:`fgsm`, :func:`pgd` — adversarial inputs within an ε-ball.
+
+Regularizers (:func:`l1`, :func:`l2`, :func:`total_variation`, :func:`blur_penalty`), projections
+(:func:`box`, :func:`ball`, :func:`chain`) and pictures (:func:`image_grid`, :func:`plot_objective`) are
+small pure pieces that compose with them.
+"""
+
+from __future__ import annotations
+
+from funcnet._inputs._optimize import optimize_input
+from funcnet._inputs._projections import ball, box, chain
+
+__all__ = ["optimize_input", "box", "ball", "chain"]
