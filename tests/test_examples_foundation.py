@@ -1,0 +1,16 @@
+"""The foundation examples run and print what they promise."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_mlp_pure_function_example():
+    out = subprocess.run([sys.executable, str(EXAMPLES / "mlp_pure_function.py")], capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    assert "parameters of [100, 2000, 10]: 222010" in out
+    assert "batched: (2, 2)" in out
