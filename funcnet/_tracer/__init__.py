@@ -1,0 +1,1 @@
+"""Private implementation of :mod:`funcnet.tracer` (NumPy only; no JAX in this package)."""

@@ -1,0 +1,4 @@
+"""Placeholder, replaced below."""
+def trace(*a, **k):
+    raise NotImplementedError
+class Graph: pass

@@ -1,0 +1,282 @@
+"""The derivative table: every primitive the tracer knows, with its vector-Jacobian product.
+
+Each rule receives the incoming gradient ``g`` (the cotangent of the output), the
+output ``ans`` and the primitive's arguments, and returns the cotangent of one
+argument. Rules are written with operators and these same primitives, never with
+bare NumPy calls, so that they are themselves traced when a higher-order trace is
+active (``grad(grad(f))``); in a plain first-order ``grad`` nothing is recording
+during the backward pass and every call below is a direct NumPy call.
+
+Broadcasting is undone by the engine for primitives marked ``broadcasts=True``
+(see :mod:`._unbroadcast`), so the elementwise rules below ignore it.
+
+Conventions at non-differentiable points follow ``jax.grad``:
+
+* ``abs'(0) = 1``; ``sign' = 0`` everywhere;
+* ``maximum``/``minimum`` at a tie give each argument half the gradient
+  (so ``clip`` at a bound gives 0.5, as ``jnp.clip``);
+* ``max``/``min`` reductions split the gradient equally among tied elements;
+* ``where(c, x, y)`` sends the gradient to the chosen branch only
+  (so ``relu`` written as ``where(z > 0, z, 0)`` has derivative 0 at 0);
+* ``x ** y`` with respect to ``y`` at ``x = 0`` is 0 (``log`` of a zero base is replaced by 0).
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from funcnet._tracer._engine import Primitive
+
+__all__ = ["defvjp", "defvjp_argnum", "PRIMITIVES", "UFUNCS"]
+
+PRIMITIVES: dict[str, Primitive] = {}
+UFUNCS: dict = {}  # NumPy ufunc -> primitive, for __array_ufunc__ dispatch
+
+
+def defvjp(prim, *rules, broadcasts: bool = False) -> Primitive:
+    """Register one VJP rule per positional argument of ``prim`` (``None``: not differentiable).
+
+    ``rule(g, ans, *args, **kwargs)`` returns the cotangent of its argument. ``prim``
+    may be a :class:`Primitive` or a plain function (it is wrapped); the primitive is returned.
+    """
+    if not isinstance(prim, Primitive):
+        prim = Primitive(prim)
+    prim.vjps = tuple(rules)
+    prim.broadcasts = broadcasts
+    return prim
+
+
+def defvjp_argnum(prim, rule, broadcasts: bool = False) -> Primitive:
+    """Register one rule ``rule(argnum, g, ans, *args, **kwargs)`` for every argument (variadic primitives)."""
+    if not isinstance(prim, Primitive):
+        prim = Primitive(prim)
+    prim.argnum_vjp = rule
+    prim.vjps = None
+    prim.broadcasts = broadcasts
+    return prim
+
+
+def _prim(fun, name, ufunc=None):
+    p = Primitive(fun, name)
+    PRIMITIVES[name] = p
+    if ufunc is not None:
+        UFUNCS[ufunc] = p
+    return p
+
+
+def _ufunc(uf, name=None):
+    return _prim(uf, name or uf.__name__, uf)
+
+
+# --------------------------------------------------------------- primitives
+negative = _ufunc(np.negative)
+exp = _ufunc(np.exp)
+log = _ufunc(np.log)
+log1p = _ufunc(np.log1p)
+expm1 = _ufunc(np.expm1)
+sqrt = _ufunc(np.sqrt)
+sin = _ufunc(np.sin)
+cos = _ufunc(np.cos)
+tan = _ufunc(np.tan)
+sinh = _ufunc(np.sinh)
+cosh = _ufunc(np.cosh)
+tanh = _ufunc(np.tanh)
+arctan = _ufunc(np.arctan)
+abs = _ufunc(np.absolute, "abs")  # noqa: A001 - Array API name
+sign = _ufunc(np.sign)
+square = _ufunc(np.square)
+
+add = _ufunc(np.add)
+subtract = _ufunc(np.subtract)
+multiply = _ufunc(np.multiply)
+divide = _ufunc(np.divide, "divide")
+power = _ufunc(np.power, "pow")
+maximum = _ufunc(np.maximum)
+minimum = _ufunc(np.minimum)
+matmul = _ufunc(np.matmul)
+where = _prim(np.where, "where")
+
+sum = _prim(lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims), "sum")  # noqa: A001
+mean = _prim(lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims), "mean")
+max = _prim(lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims), "max")  # noqa: A001
+min = _prim(lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims), "min")  # noqa: A001
+
+reshape = _prim(lambda x, shape: np.reshape(x, shape), "reshape")
+permute_dims = _prim(lambda x, axes: np.transpose(x, axes), "permute_dims")
+broadcast_to = _prim(lambda x, shape: np.broadcast_to(x, shape), "broadcast_to")
+getitem = _prim(operator.getitem, "getitem")
+concat = _prim(lambda *xs, axis=0: np.concatenate(xs, axis=axis), "concat")
+stack = _prim(lambda *xs, axis=0: np.stack(xs, axis=axis), "stack")
+astype = _prim(lambda x, dtype: np.asarray(x).astype(dtype), "astype")
+
+
+def _is_basic_index(idx) -> bool:
+    items = idx if isinstance(idx, tuple) else (idx,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items)
+
+
+def _scatter_add_fun(g, idx, shape):
+    out = np.zeros(shape, dtype=np.result_type(g))
+    if _is_basic_index(idx):
+        out[idx] = g
+    else:
+        np.add.at(out, idx, g)
+    return out
+
+
+scatter_add = _prim(_scatter_add_fun, "scatter_add")  # the transpose of getitem
+
+
+# -------------------------------------------------------------- helpers
+
+def _shape(x):
+    return getattr(x, "shape", ())
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axis = axis if isinstance(axis, tuple) else (axis,)
+    return tuple(a % ndim for a in axis) if ndim else ()
+
+
+def _restore(g, x, axis, keepdims):
+    """Reshape a reduction's output cotangent so it broadcasts against the input ``x``."""
+    shape = _shape(x)
+    if keepdims or axis is None:
+        return g
+    kept = list(shape)
+    for a in _axes(axis, len(shape)):
+        kept[a] = 1
+    return reshape(g, tuple(kept))
+
+
+def _count(x, axis):
+    shape = _shape(x)
+    n = 1
+    for a in _axes(axis, len(shape)):
+        n *= shape[a]
+    return n
+
+
+def _half_if_tied(x, ans, other):
+    """Where ``x`` won a maximum/minimum: 1, or 0.5 on a tie with ``other``; 0 elsewhere (as JAX)."""
+    xv, av, ov = np.asarray(_strip(x)), np.asarray(_strip(ans)), np.asarray(_strip(other))
+    return np.where(xv == av, np.where(ov == av, 0.5, 1.0), 0.0).astype(np.result_type(av))
+
+
+def _strip(x):
+    from funcnet._tracer._engine import strip
+    return strip(x)
+
+
+def _swap_last(x):
+    n = len(_shape(x))
+    axes = list(range(n))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return permute_dims(x, tuple(axes))
+
+
+def _unbroadcast(g, like):
+    from funcnet._tracer._unbroadcast import unbroadcast
+    return unbroadcast(g, like)
+
+
+def _matmul_vjp(argnum, g, ans, x, y):
+    xs, ys = _shape(x), _shape(y)
+    if len(xs) == 2 and len(ys) == 2:           # the common case, without reshapes
+        return g @ _swap_last(y) if argnum == 0 else _swap_last(x) @ g
+    # promote 1-D operands to matrices as matmul does, then undo
+    x2 = reshape(x, (1,) + xs) if len(xs) == 1 else x
+    y2 = reshape(y, ys + (1,)) if len(ys) == 1 else y
+    g2 = g
+    if len(xs) == 1:
+        g2 = reshape(g2, _shape(g2)[:-1] + (1,) + _shape(g2)[-1:]) if len(ys) > 1 else reshape(g2, _shape(g2) + (1,))
+    if len(ys) == 1:
+        g2 = reshape(g2, _shape(g2) + (1,)) if len(xs) > 1 else g2
+    if argnum == 0:
+        return reshape(_unbroadcast(g2 @ _swap_last(y2), x2), xs)
+    return reshape(_unbroadcast(_swap_last(x2) @ g2, y2), ys)
+
+
+def _concat_vjp(argnum, g, ans, *xs, axis=0):
+    nd = len(_shape(g))
+    ax = axis % nd
+    start = 0
+    for x in xs[:argnum]:
+        start += _shape(x)[ax]
+    idx = (slice(None),) * ax + (slice(start, start + _shape(xs[argnum])[ax]),)
+    return getitem(g, idx)
+
+
+def _stack_vjp(argnum, g, ans, *xs, axis=0):
+    ax = axis % len(_shape(g))
+    return getitem(g, (slice(None),) * ax + (argnum,))
+
+
+def _dtype(x):
+    d = getattr(x, "dtype", None)
+    return d if d is not None else np.result_type(x)
+
+
+# ------------------------------------------------------------- the table
+defvjp(negative, lambda g, ans, x: -g)
+defvjp(exp, lambda g, ans, x: g * ans)
+defvjp(log, lambda g, ans, x: g / x)
+defvjp(log1p, lambda g, ans, x: g / (1.0 + x))
+defvjp(expm1, lambda g, ans, x: g * (ans + 1.0))
+defvjp(sqrt, lambda g, ans, x: g / (2.0 * ans))
+defvjp(sin, lambda g, ans, x: g * cos(x))
+defvjp(cos, lambda g, ans, x: -(g * sin(x)))
+defvjp(tan, lambda g, ans, x: g * (1.0 + ans * ans))
+defvjp(sinh, lambda g, ans, x: g * cosh(x))
+defvjp(cosh, lambda g, ans, x: g * sinh(x))
+defvjp(tanh, lambda g, ans, x: g * (1.0 - ans * ans))
+defvjp(arctan, lambda g, ans, x: g / (1.0 + x * x))
+defvjp(abs, lambda g, ans, x: where(np.asarray(_strip(x)) >= 0, g, -g))
+defvjp(sign, lambda g, ans, x: g * 0.0)
+defvjp(square, lambda g, ans, x: g * (2.0 * x))
+
+defvjp(add, lambda g, ans, x, y: g, lambda g, ans, x, y: g, broadcasts=True)
+defvjp(subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g, broadcasts=True)
+defvjp(multiply, lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x, broadcasts=True)
+defvjp(divide, lambda g, ans, x, y: g / y, lambda g, ans, x, y: -(g * ans) / y, broadcasts=True)
+defvjp(
+    power,
+    lambda g, ans, x, y: g * (y * x ** (y - 1)),
+    lambda g, ans, x, y: g * (log(where(np.asarray(_strip(x)) == 0, 1.0, x)) * ans),
+    broadcasts=True,
+)
+defvjp(maximum, lambda g, ans, x, y: g * _half_if_tied(x, ans, y),
+       lambda g, ans, x, y: g * _half_if_tied(y, ans, x), broadcasts=True)
+defvjp(minimum, lambda g, ans, x, y: g * _half_if_tied(x, ans, y),
+       lambda g, ans, x, y: g * _half_if_tied(y, ans, x), broadcasts=True)
+defvjp(where, None, lambda g, ans, c, x, y: where(c, g, 0.0),
+       lambda g, ans, c, x, y: where(c, 0.0, g), broadcasts=True)
+defvjp_argnum(matmul, _matmul_vjp)
+
+defvjp(sum, lambda g, ans, x, axis=None, keepdims=False: broadcast_to(_restore(g, x, axis, keepdims), _shape(x)))
+defvjp(mean, lambda g, ans, x, axis=None, keepdims=False:
+       broadcast_to(_restore(g, x, axis, keepdims), _shape(x)) / _count(x, axis))
+
+
+def _chooser_vjp(g, ans, x, axis=None, keepdims=False):
+    # the gradient goes to the elements equal to the result, split equally among ties (as JAX)
+    hit = np.asarray(_strip(x)) == np.asarray(_strip(_restore(ans, x, axis, keepdims)))
+    share = hit / np.sum(hit, axis=axis, keepdims=True)
+    return _restore(g, x, axis, keepdims) * share.astype(_dtype(_strip(x)))
+
+
+defvjp(max, _chooser_vjp)
+defvjp(min, _chooser_vjp)
+
+defvjp(reshape, lambda g, ans, x, shape: reshape(g, _shape(x)))
+defvjp(permute_dims, lambda g, ans, x, axes: permute_dims(g, tuple(np.argsort(axes))))
+defvjp(broadcast_to, lambda g, ans, x, shape: _unbroadcast(g, x))
+defvjp(getitem, lambda g, ans, x, idx: scatter_add(g, idx, _shape(x)))
+defvjp(scatter_add, lambda g, ans, h, idx, shape: getitem(g, idx))
+defvjp_argnum(concat, _concat_vjp)
+defvjp_argnum(stack, _stack_vjp)
+defvjp(astype, lambda g, ans, x, dtype: astype(g, _dtype(x)))
