@@ -59,7 +59,7 @@ class _Forward:
                 self.defs.append(tdef)
             self.out = f(*args, **kwargs)
         finally:
-            end_trace()
+            end_trace(tid)
 
     def traced(self, value):
         return isinstance(value, Box) and value.trace == self.trace_id
@@ -70,7 +70,7 @@ class _Forward:
         for boxes, tdef in zip(self.inputs, self.defs):
             gs = []
             for b in boxes:
-                g = leaves.get(id(b))
+                g = leaves.get(b.seq)
                 x = b.value
                 if g is None:
                     g = np.zeros_like(strip(x))

@@ -17,6 +17,7 @@ reference counting alone.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from typing import Any, Callable
 
@@ -26,12 +27,14 @@ __all__ = ["Box", "Primitive", "primitive", "backward", "new_trace", "end_trace"
 
 
 class _State:
-    __slots__ = ("depth", "enabled", "ids")
+    __slots__ = ("depth", "enabled", "ids", "stack", "top")
 
     def __init__(self):
         self.depth = 0          # number of traces currently recording
         self.enabled = True     # False inside ``no_grad()``
         self.ids = itertools.count(1)
+        self.stack = [0]        # ids of the live traces, innermost last
+        self.top = 0
 
 
 STATE = _State()
@@ -39,12 +42,17 @@ STATE = _State()
 
 def new_trace() -> int:
     """Open a trace; returns its id (larger than every id before it)."""
+    tid = next(STATE.ids)
+    STATE.stack.append(tid)
+    STATE.top = tid
     STATE.depth += 1
-    return next(STATE.ids)
+    return tid
 
 
-def end_trace() -> None:
-    """Close the innermost trace (its boxes become constants for later work)."""
+def end_trace(tid: int) -> None:
+    """Close trace ``tid`` (its boxes become constants for later work)."""
+    STATE.stack.remove(tid)
+    STATE.top = STATE.stack[-1]
     STATE.depth -= 1
 
 
@@ -59,23 +67,33 @@ class Box:
       value: the underlying value, a NumPy array/scalar or (under nested traces) a box of an outer trace.
       trace: id of the trace that recorded this box.
       prim: the :class:`Primitive` that produced it (``None`` for an input).
-      args, kwargs: the primitive's arguments, with this trace's boxes replaced by their values.
-      parents: ``((argnum, parent_box), ...)`` for the arguments that were boxes of this trace.
-      label: an optional name used by :func:`funcnet.tracer.trace`.
+      args, kwargs: the primitive's arguments as given (boxes included); the boxes of
+        this trace among them are the parents.
+      seq: creation number; a box is always created after its parents, so sorting by
+        ``seq`` is a topological order.
+      label: an optional name used by :func:`funcnet.tracer.trace` (unset by default).
     """
 
-    __slots__ = ("value", "trace", "prim", "args", "kwargs", "parents", "label", "__weakref__")
+    __slots__ = ("value", "trace", "prim", "args", "raw", "kwargs", "seq", "label", "__weakref__")
 
-    def __init__(self, value, trace, prim=None, args=(), kwargs=None, parents=()):
+    def __init__(self, value, trace, prim=None, args=(), raw=(), kwargs=None):
         self.value = value
         self.trace = trace
         self.prim = prim
-        self.args = args
+        self.args = args      # as passed, boxes included
+        self.raw = raw        # the same with this trace's boxes replaced by their values
         self.kwargs = kwargs
-        self.parents = parents
-        self.label = None
+        self.seq = next(_SEQ)
+
+    @property
+    def parents(self) -> tuple:
+        """``((argnum, parent_box), ...)`` for the arguments that are boxes of this box's trace."""
+        return tuple((i, a) for i, (a, r) in enumerate(zip(self.args, self.raw)) if a is not r)
 
     # Operators, properties, and the NumPy protocols are attached by _namespace.py.
+
+
+_SEQ = itertools.count()
 
 
 def is_box(x) -> bool:
@@ -102,14 +120,45 @@ class Primitive:
         self.fun = fun
         self.name = name or getattr(fun, "__name__", repr(fun))
         self.vjps: tuple | None = None       # one rule per positional argument
-        self.argnum_vjp: Callable | None = None  # or one rule taking the argnum first
+        self.argnum_vjp: Callable = self._no_rule  # or one rule taking the argnum first
         self.broadcasts = False              # elementwise n-ary: undo broadcasting of cotangents
         self.differentiable = True
 
     def __repr__(self) -> str:
         return f"<tracer primitive {self.name}>"
 
+    def _no_rule(self, argnum, *args, **kwargs):
+        raise NotImplementedError(
+            f"the tracer has no derivative rule for argument {argnum} of primitive {self.name!r}; "
+            f"register one with funcnet.tracer.defvjp({self.name}, lambda g, ans, *args, **kwargs: ...) "
+            "giving the cotangent of each positional argument (None for a non-differentiable one)"
+        )
+
     def __call__(self, *args, **kwargs):
+        st = STATE
+        if st.depth == 1 and st.enabled:
+            # the common case, one live trace: unbox its boxes, call fun, box the answer
+            top = st.top
+            n = len(args)
+            if n == 2:
+                x, y = args
+                if type(x) is Box and x.trace == top:
+                    raw = (x.value, y.value) if type(y) is Box and y.trace == top else (x.value, y)
+                elif type(y) is Box and y.trace == top:
+                    raw = (x, y.value)
+                else:
+                    return self._call(args, kwargs)
+            elif n == 1:
+                x = args[0]
+                if type(x) is not Box or x.trace != top:
+                    return self._call(args, kwargs)
+                raw = (x.value,)
+            else:
+                return self._call(args, kwargs)
+            return Box(self.fun(*raw, **kwargs), top, self, args, raw, kwargs)
+        return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
         if STATE.depth == 0 or not STATE.enabled:
             if STATE.enabled:
                 return self.fun(*args, **kwargs)
@@ -120,19 +169,11 @@ class Primitive:
                 top = a.trace
         if top == 0:
             return self.fun(*args, **kwargs)
-        raw = list(args)
-        parents = []
-        for i, a in enumerate(args):
-            if type(a) is Box and a.trace == top:
-                raw[i] = a.value
-                parents.append((i, a))
-        if STATE.depth == 1:
-            ans = self.fun(*raw, **kwargs)
-        else:
-            ans = self(*raw, **kwargs)
+        raw = tuple([a.value if type(a) is Box and a.trace == top else a for a in args])
+        ans = self(*raw, **kwargs)  # records in outer traces, if their boxes are among raw
         if not self.differentiable:
             return ans
-        return Box(ans, top, self, raw, kwargs, tuple(parents))
+        return Box(ans, top, self, args, raw, kwargs)
 
 
 def primitive(fun: Callable, name: str | None = None) -> Primitive:
@@ -140,97 +181,76 @@ def primitive(fun: Callable, name: str | None = None) -> Primitive:
     return fun if isinstance(fun, Primitive) else Primitive(fun, name)
 
 
-def _missing_rule(prim: Primitive):
-    return NotImplementedError(
-        f"the tracer has no derivative rule for primitive {prim.name!r}; register one with "
-        f"funcnet.tracer.defvjp({prim.name}, lambda g, ans, *args, **kwargs: ...) giving the "
-        "cotangent of each positional argument"
-    )
-
-
 def toposort(roots) -> list:
-    """Boxes reachable from ``roots`` (all of one trace), children before parents."""
-    counts: dict[int, int] = {}
+    """Boxes of the roots' trace reachable from ``roots``, children before parents."""
+    seen = {}
     stack = list(roots)
-    for r in roots:
-        counts[id(r)] = 0
-    # count, for every node, how many children reach it (each node expanded once)
-    expanded = set()
     while stack:
         node = stack.pop()
-        if id(node) in expanded:
+        if node.seq in seen:
             continue
-        expanded.add(id(node))
-        for _, p in node.parents:
-            pid = id(p)
-            if pid in counts:
-                counts[pid] += 1
-            else:
-                counts[pid] = 1
-                stack.append(p)
-    order = []
-    ready = list({id(r): r for r in roots if counts[id(r)] == 0}.values())
-    while ready:
-        node = ready.pop()
-        order.append(node)
-        for _, p in node.parents:
-            pid = id(p)
-            c = counts[pid] - 1
-            counts[pid] = c
-            if c == 0:
-                ready.append(p)
-    return order
+        seen[node.seq] = node
+        stack.extend(p for _, p in node.parents)
+    return [seen[s] for s in sorted(seen, reverse=True)]
 
 
 def backward(roots, cotangents, record: Callable | None = None) -> dict:
-    """Reverse-mode sweep from ``roots`` seeded with ``cotangents``.
+    """Reverse-mode sweep from ``roots`` (boxes of one trace) seeded with ``cotangents``.
 
-    Returns ``{id(box): cotangent}`` for every reached box that has no parents (the
-    inputs). ``record(event, node, *info)`` (optional) sees every step; used by
+    Nodes are visited in decreasing creation order (a max-heap on ``seq``), which is a
+    reverse topological order: a node is processed after every child that sends it a
+    cotangent. A node enters the heap when it first receives a cotangent, so parts of
+    the graph that do not lead to the output are never visited and no zero gradients
+    are made. Each cotangent is dropped as soon as it has been consumed.
+
+    Returns ``{box.seq: cotangent}`` for every reached input box (a box without a
+    primitive). ``record(event, ...)`` (optional) sees every step; used by
     :func:`funcnet.tracer.trace`.
     """
     from funcnet._tracer._unbroadcast import unbroadcast
 
     cts: dict[int, Any] = {}
+    heap = []
     for r, c in zip(roots, cotangents):
-        rid = id(r)
-        cts[rid] = c if rid not in cts else cts[rid] + c
+        s = r.seq
+        if s in cts:
+            cts[s] = cts[s] + c
+        else:
+            cts[s] = c
+            heap.append((-s, r))
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
     leaves: dict[int, Any] = {}
-    for node in toposort(roots):
-        g = cts.pop(id(node), None)
-        if g is None:
-            continue  # no path from this node to the output: nothing to do, no zeros made
+    while heap:
+        node = pop(heap)[1]
+        g = cts.pop(node.seq)
         if record is not None:
             record("node", node, g)
         prim = node.prim
         if prim is None:
-            leaves[id(node)] = g
+            leaves[node.seq] = g
             continue
         rules = prim.vjps
-        if rules is None and prim.argnum_vjp is None:
-            raise _missing_rule(prim)
-        ans, args, kw = node.value, node.args, node.kwargs
-        for argnum, parent in node.parents:
-            if rules is not None:
-                rule = rules[argnum] if argnum < len(rules) else None
-                if rule is None:
-                    raise NotImplementedError(
-                        f"primitive {prim.name!r} has no derivative rule for its argument {argnum}; "
-                        "register one with funcnet.tracer.defvjp"
-                    )
-                c = rule(g, ans, *args, **kw)
+        raw, ans, kw = node.raw, node.value, node.kwargs
+        for i, a in enumerate(node.args):
+            r = raw[i]
+            if a is r:
+                continue  # a constant, or a box of an outer trace
+            if rules is None:
+                c = prim.argnum_vjp(i, g, ans, *raw, **kw)
+            elif i < len(rules) and rules[i] is not None:
+                c = rules[i](g, ans, *raw, **kw)
             else:
-                c = prim.argnum_vjp(argnum, g, ans, *args, **kw)
-            if prim.broadcasts:
-                c = unbroadcast(c, parent.value)
-            pid = id(parent)
-            prev = cts.get(pid)
+                c = prim._no_rule(i)
+            if prim.broadcasts and getattr(c, "shape", ()) != getattr(r, "shape", ()):
+                c = unbroadcast(c, r)
+            s = a.seq
+            prev = cts.get(s)
             if prev is None:
-                cts[pid] = c
-                if record is not None:
-                    record("edge", node, parent, argnum, c, None)
+                cts[s] = c
+                push(heap, (-s, a))
             else:
-                cts[pid] = prev + c
-                if record is not None:
-                    record("edge", node, parent, argnum, c, prev)
+                cts[s] = prev + c
+            if record is not None:
+                record("edge", node, a, i, c, prev)
     return leaves
