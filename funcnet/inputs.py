@@ -16,5 +16,11 @@ from __future__ import annotations
 
 from funcnet._inputs._optimize import optimize_input
 from funcnet._inputs._projections import ball, box, chain
+from funcnet._inputs._regularizers import blur_penalty, gaussian_blur, l1, l2, total_variation
+from funcnet._inputs._visualize import visualize_units
 
-__all__ = ["optimize_input", "box", "ball", "chain"]
+__all__ = [
+    "optimize_input", "visualize_units",
+    "box", "ball", "chain",
+    "l1", "l2", "total_variation", "blur_penalty", "gaussian_blur",
+]
