@@ -219,14 +219,18 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
             eps = float(eps)
             if not eps > 0 or not math.isfinite(eps):
                 raise ValueError(f"eps must be a positive finite step, got {eps}")
-            if eps < 1e-3 * factor:
+            vanishes = any(np.any((leaf + eps) - leaf == 0.0) for leaf in leaves)
+            if vanishes:
+                warnings.warn(
+                    f"eps={eps:g} vanishes next to some elements (x + eps == x in float64); used the default step "
+                    f"{factor:.3g}·max(1, |x|) there instead", GradCheckWarning, stacklevel=2)
+            elif eps < 1e-3 * factor:
                 warnings.warn(
                     f"eps={eps:g} is too small for {np.dtype(dtype).name} {method} differences: rounding error "
                     f"(about {float(np.finfo(dtype).eps):.1e}·|f|/eps) dominates. Using eps={eps:g} as asked; the "
                     f"default step is {factor:.3g}·max(1, |x|).", GradCheckWarning, stacklevel=2)
         f0 = float(f0)
         grads = []
-        replaced = False
         for li, leaf in enumerate(leaves):
             g = np.zeros_like(leaf)
             flat = leaf.reshape(-1)  # a view: edits perturb `leaves[li]` in place
@@ -234,8 +238,7 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
                 x = flat[i]
                 h = factor * max(1.0, abs(x)) if eps is None else eps
                 step = (x + h) - x
-                if step == 0.0:
-                    replaced = True
+                if step == 0.0:  # warned about above
                     h = factor * max(1.0, abs(x))
                     step = (x + h) - x
                 flat[i] = x + step
@@ -256,10 +259,6 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
                     )
                 g.reshape(-1)[i] = d
             grads.append(g)
-    if replaced:
-        warnings.warn(
-            f"eps={eps:g} vanishes next to some elements (x + eps == x in float64); used the default step "
-            f"{factor:.3g}·max(1, |x|) there instead", GradCheckWarning, stacklevel=2)
     return jax.tree_util.tree_unflatten(treedef, grads)
 
 
