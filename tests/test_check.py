@@ -191,3 +191,47 @@ def test_tolerances_can_be_overridden():
     strict = fn.check.compare_grads(f, params, methods=("jax", "numerical"), numerical_rtol=0.0, numerical_atol=1e-16)
     assert not strict.ok  # finite differences are never exact to 1e-16
     assert strict.tolerances["numerical"] == (0.0, 1e-16)
+
+
+def test_first_differing_node_names_the_wrong_rule():
+    f = _wrong_cube()
+    report = fn.check.compare_grads(f, np.array([0.5, -0.7, 0.9]), methods=("jax", "tracer"))
+    # graph: x -> v1 = cube(x) -> v2 = tanh(v1) -> out = sum(v2); only dout/dx is wrong
+    assert report.first_bad_node.startswith("x = input, shape (3,)")
+    assert report.first_bad_node.endswith("consumer(s): v1 = cube(x)")
+    assert "first differing node: x = input" in str(report)
+
+
+def test_first_differing_node_deep_in_a_graph():
+    sq = tracer.primitive(lambda x: x * x, "square")
+    tracer.defvjp(sq, lambda g, ans, x: g * x)  # wrong: should be 2x
+
+    def f(w, x):
+        xp = array_namespace(w, x)
+        h = xp.tanh(x @ w)
+        s = sq(h) if isinstance(h, tracer.Box) else h * h
+        return xp.mean(xp.exp(-s))
+
+    w = np.array([[0.3, -0.5], [0.8, 0.1]])
+    x = np.array([[1.0, 2.0], [-0.5, 0.3], [0.2, 0.2]])
+    report = fn.check.compare_grads(f, w, x, methods=("jax", "tracer"))
+    assert not report.ok
+    # h = tanh(x @ w) is the node whose gradient the wrong square rule produced
+    assert report.first_bad_node.startswith("v2 = tanh(v1), shape (3, 2)"), report.first_bad_node
+    assert "consumer(s): v3 = square(v2)" in report.first_bad_node
+
+
+def test_diagnosis_blames_jax_when_the_tracer_is_right():
+    @jax.custom_vjp
+    def bad_tanh(x):
+        return jnp.tanh(x)
+
+    bad_tanh.defvjp(lambda x: (jnp.tanh(x), x), lambda x, g: (g * 0.5,))
+
+    def f(x):
+        xp = array_namespace(x)
+        return xp.sum(xp.tanh(x) if isinstance(x, tracer.Box) else bad_tanh(x))
+
+    report = fn.check.compare_grads(f, np.array([0.2, -0.4]), methods=("jax", "tracer", "numerical"))
+    assert {r.methods for r in report.rows if not r.ok} == {("jax", "tracer"), ("jax", "numerical")}
+    assert report.first_bad_node.startswith("every node of the traced graph agrees")
