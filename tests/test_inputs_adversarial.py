@@ -36,13 +36,17 @@ def test_fgsm_matches_hand_computed_sign_step(attack_setup):
     np.testing.assert_allclose(np.asarray(x_adv), ref, atol=TOL)
 
 
-def test_l2_fgm_matches_normalized_gradient_step(attack_setup):
-    logits_fn, X, y, _, grad = attack_setup
-    x_adv = fn.inputs.fgsm(logits_fn, X[:20], y[:20], 0.5, norm="l2")
-    g = grad(X[:20], y[:20])
-    ref = np.asarray(X[:20]) + 0.5 * g / np.linalg.norm(g, axis=-1, keepdims=True)
-    # float32: the batched and the per-example gradients differ in summation order (~1e-5 relative).
-    np.testing.assert_allclose(np.asarray(x_adv), ref, rtol=0, atol=1e-4)
+def test_l2_fgm_matches_normalized_gradient_step(trained_digits, digits_split):
+    model, params = trained_digits
+    _, _, (X, y) = digits_split
+    with jax.enable_x64(True):   # float64, so that summation order cannot blur the comparison
+        p64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        X64 = jnp.asarray(X[:20], jnp.float64)
+        x_adv = np.asarray(fn.inputs.fgsm(lambda x: model.apply(p64, x), X64, y[:20], 0.5, norm="l2"))
+        ce = lambda x, t: -jax.nn.log_softmax(model.apply(p64, x))[t]
+        g = np.asarray(jax.vmap(jax.grad(ce))(X64, y[:20]))
+    ref = np.asarray(X64) + 0.5 * g / np.linalg.norm(g, axis=-1, keepdims=True)
+    np.testing.assert_allclose(x_adv, ref, rtol=0, atol=1e-12)
 
 
 def test_attacks_lower_accuracy_and_pgd_beats_fgsm(attack_setup):
