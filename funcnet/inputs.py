@@ -17,6 +17,7 @@ from __future__ import annotations
 from funcnet._inputs._adversarial import fgsm, pgd
 from funcnet._inputs._optimize import optimize_input
 from funcnet._inputs._projections import ball, box, chain
+from funcnet._plot_images import image_grid, plot_objective
 from funcnet._inputs._regularizers import blur_penalty, gaussian_blur, l1, l2, total_variation
 from funcnet._inputs._visualize import visualize_units
 
@@ -24,4 +25,5 @@ __all__ = [
     "optimize_input", "visualize_units", "fgsm", "pgd",
     "box", "ball", "chain",
     "l1", "l2", "total_variation", "blur_penalty", "gaussian_blur",
+    "image_grid", "plot_objective",
 ]
