@@ -193,11 +193,15 @@ def _matmul_vjp(argnum, g, ans, x, y):
     # promote 1-D operands to matrices as matmul does, then undo
     x2 = reshape(x, (1,) + xs) if len(xs) == 1 else x
     y2 = reshape(y, ys + (1,)) if len(ys) == 1 else y
-    g2 = g
-    if len(xs) == 1:
-        g2 = reshape(g2, _shape(g2)[:-1] + (1,) + _shape(g2)[-1:]) if len(ys) > 1 else reshape(g2, _shape(g2) + (1,))
-    if len(ys) == 1:
-        g2 = reshape(g2, _shape(g2) + (1,)) if len(xs) > 1 else g2
+    gs = _shape(g)
+    if len(xs) == 1 and len(ys) == 1:
+        g2 = reshape(g, (1, 1))
+    elif len(xs) == 1:
+        g2 = reshape(g, gs[:-1] + (1,) + gs[-1:])
+    elif len(ys) == 1:
+        g2 = reshape(g, gs + (1,))
+    else:
+        g2 = g
     if argnum == 0:
         return reshape(_unbroadcast(g2 @ _swap_last(y2), x2), xs)
     return reshape(_unbroadcast(_swap_last(x2) @ g2, y2), ys)

@@ -1,4 +1,8 @@
-"""Minimal pytrees (dict, list, tuple, namedtuple, None) for the tracer; no JAX inside."""
+"""Minimal pytrees (dict, list, tuple, namedtuple, None) for the tracer; no JAX inside.
+
+Written with module-level recursion (no self-referencing closures, which would be
+reference cycles left for the garbage collector on every call).
+"""
 
 from __future__ import annotations
 
@@ -9,55 +13,54 @@ __all__ = ["flatten", "unflatten", "leaf_paths"]
 _LEAF = object()
 
 
+def _flatten(t, leaves):
+    if isinstance(t, dict):
+        return (dict, type(t), tuple(t), tuple(_flatten(v, leaves) for v in t.values()))
+    if isinstance(t, (list, tuple)):
+        return (list if isinstance(t, list) else tuple, type(t), None, tuple(_flatten(v, leaves) for v in t))
+    if t is None:
+        return None
+    leaves.append(t)
+    return _LEAF
+
+
 def flatten(tree: Any) -> tuple[list, Any]:
     """``(leaves, treedef)``; ``unflatten(treedef, leaves)`` rebuilds a tree of the same shape."""
     leaves: list = []
+    return leaves, _flatten(tree, leaves)
 
-    def go(t):
-        if isinstance(t, dict):
-            return (dict, type(t), tuple(t), tuple(go(v) for v in t.values()))
-        if isinstance(t, (list, tuple)):
-            return (list if isinstance(t, list) else tuple, type(t), None, tuple(go(v) for v in t))
-        if t is None:
-            return None
-        leaves.append(t)
-        return _LEAF
 
-    return leaves, go(tree)
+def _unflatten(d, it):
+    if d is _LEAF:
+        return next(it)
+    if d is None:
+        return None
+    kind, typ, keys, children = d
+    vals = [_unflatten(c, it) for c in children]
+    if kind is dict:
+        return dict(zip(keys, vals)) if typ is dict else typ(zip(keys, vals))
+    if kind is list:
+        return vals if typ is list else typ(vals)
+    return typ(*vals) if hasattr(typ, "_fields") else typ(vals)
 
 
 def unflatten(treedef: Any, leaves) -> Any:
-    it = iter(leaves)
+    return _unflatten(treedef, iter(leaves))
 
-    def go(d):
-        if d is _LEAF:
-            return next(it)
-        if d is None:
-            return None
-        kind, typ, keys, children = d
-        vals = [go(c) for c in children]
-        if kind is dict:
-            return typ(zip(keys, vals)) if typ is not dict else dict(zip(keys, vals))
-        if kind is list:
-            return vals if typ is list else typ(vals)
-        return typ(*vals) if hasattr(typ, "_fields") else typ(vals)
 
-    return go(treedef)
+def _paths(t, p, out):
+    if isinstance(t, dict):
+        for k, v in t.items():
+            _paths(v, f"{p}[{k!r}]", out)
+    elif isinstance(t, (list, tuple)):
+        for i, v in enumerate(t):
+            _paths(v, f"{p}[{i}]", out)
+    elif t is not None:
+        out.append(p)
 
 
 def leaf_paths(tree: Any, prefix: str = "") -> list[str]:
     """Readable names of the leaves, in ``flatten`` order: ``w[0]['b']``."""
     out: list[str] = []
-
-    def go(t, p):
-        if isinstance(t, dict):
-            for k, v in t.items():
-                go(v, f"{p}[{k!r}]")
-        elif isinstance(t, (list, tuple)):
-            for i, v in enumerate(t):
-                go(v, f"{p}[{i}]")
-        elif t is not None:
-            out.append(p)
-
-    go(tree, prefix)
+    _paths(tree, prefix, out)
     return out
