@@ -424,7 +424,7 @@ def _garbage_cycles(fun, calls):
     gc.disable()
     try:
         tracemalloc.start()
-        for _ in range(min(calls, 100)):  # warm-up: NumPy fills small caches once
+        for _ in range(calls):  # warm-up: NumPy fills small caches once (about 100 kB, then flat)
             fun()
         base = tracemalloc.get_traced_memory()[0]
         for _ in range(calls):
