@@ -164,6 +164,16 @@ def _leading_size(tree: Any, name: str) -> int:
     return next(iter(sizes.values()))
 
 
+def _fresh(tree: Any) -> Any:
+    """Copies of the JAX arrays in ``tree`` (NumPy leaves as they are).
+
+    ``jax.device_put`` onto a mesh reuses the caller's buffer for the shard on the array's own device, even
+    with ``may_alias=False`` (jax 0.10), so a donating step would delete the caller's array; placing a copy
+    avoids that.
+    """
+    return jax.tree.map(lambda a: a.copy() if isinstance(a, jax.Array) else a, tree)
+
+
 def shard_batch(tree: Any, mesh: Mesh, axis: str = DATA_AXIS) -> Any:
     """Place a batch pytree on the mesh with its leading axis split over ``axis``.
 
@@ -181,16 +191,17 @@ def shard_batch(tree: Any, mesh: Mesh, axis: str = DATA_AXIS) -> Any:
     """
     mesh = resolve_mesh(mesh, axis)
     check_divisible(_leading_size(tree, "batch"), mesh, axis)
-    return jax.device_put(tree, data_sharding(mesh, axis))
+    return jax.device_put(_fresh(tree), data_sharding(mesh, axis))
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
     """Place a pytree (parameters, optimizer state) on every device of ``mesh``, from wherever it is.
 
     Works from NumPy arrays (e.g. a loaded checkpoint), from single-device arrays, and from arrays on
-    another mesh; PRNG key arrays are placed too.
+    another mesh; PRNG key arrays are placed too. The result never shares buffers with ``tree``, so a step
+    that donates its arguments cannot delete the caller's arrays.
     """
-    return jax.device_put(tree, replicated(mesh))
+    return jax.device_put(_fresh(tree), replicated(mesh))
 
 
 def constrain_batch(tree: Any, mesh: Mesh, axis: str = DATA_AXIS) -> Any:
