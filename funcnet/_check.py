@@ -205,7 +205,7 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
     base_args = _to_f64_numpy(list(args))
     leaves = [np.array(leaf, dtype=np.float64) for leaf in leaves]  # owned copies
 
-    with jax.enable_x64(True):
+    with jax.enable_x64(True), np.errstate(all="ignore"):  # non-finite values are reported in words
         def call(lvs) -> float:
             diff = jax.tree_util.tree_unflatten(treedef, lvs)
             return _scalar_value(f(*_replace_diff(base_args, argnums_t, single, diff)))
@@ -373,10 +373,16 @@ def _compare(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> tuple[fl
 
 # ----------------------------------------------------------------------------- compare_grads
 def _run_jax(f, args, argnums):
+    """``jax.grad`` on JAX float64 arrays: compiled once with ``jit``; eagerly if ``f`` cannot be jitted."""
     import jax.numpy as jnp
 
     jargs = jax.tree_util.tree_map(lambda l: jnp.asarray(l) if hasattr(l, "dtype") else l, args)
-    return jax.grad(f, argnums=argnums)(*jargs)
+    static = tuple(i for i, a in enumerate(args) if not jax.tree_util.tree_leaves(a)
+                   or not all(hasattr(l, "dtype") for l in jax.tree_util.tree_leaves(a)))
+    try:
+        return jax.jit(jax.grad(f, argnums=argnums), static_argnums=static)(*jargs)
+    except Exception:  # value-dependent Python control flow, unhashable static args, ...: grad works eagerly
+        return jax.grad(f, argnums=argnums)(*jargs)
 
 
 def _run_tracer(f, args, argnums):
@@ -458,10 +464,8 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
     f64 = dataclasses.replace(f, x=_to_f64_numpy(f.x), y=_to_f64_numpy(f.y)) if is_mlp else f
 
     with jax.enable_x64(True):
-        import jax.numpy as jnp
-
-        value = _scalar_value(f64(*jax.tree_util.tree_map(
-            lambda l: jnp.asarray(l) if hasattr(l, "dtype") else l, args64)))
+        with np.errstate(all="ignore"):  # a non-finite value is reported below, in words
+            value = _scalar_value(f64(*args64))
         if not np.isfinite(value):
             raise ValueError(f"f is not finite at the point (f = {float(value)}); gradients there are undefined")
         dtype = np.dtype(value.dtype) if value.dtype in (np.float32, np.float64) else np.dtype(np.float64)

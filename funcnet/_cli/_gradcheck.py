@@ -33,16 +33,17 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _problem(args, activation: str):
+def _problem(args, activation: str, params=None):
+    """The model, its loss as an :class:`funcnet.manual.MLPLoss` on a seeded random batch, and parameters."""
     import jax
     import numpy as np
 
     import funcnet as fn
 
     model = fn.mlp(args.sizes, activation=activation, output_activation=args.output_activation, init=args.init)
-    k_params, k_data = jax.random.split(jax.random.key(args.seed))
-    params = jax.tree.map(np.asarray, model.init(k_params))
-    rng = np.random.default_rng(int(jax.random.randint(k_data, (), 0, 2 ** 31 - 1)))
+    if params is None:  # the same draw for every activation (shapes do not depend on it)
+        params = jax.tree.map(np.asarray, jax.jit(model.init)(jax.random.key(args.seed)))
+    rng = np.random.default_rng(args.seed)
     x = rng.normal(size=(args.batch, args.sizes[0]))
     k = args.sizes[-1]
     y = rng.integers(0, k, size=args.batch) if args.loss == "softmax_cross_entropy" else rng.uniform(size=(args.batch, k))
@@ -58,9 +59,9 @@ def run(args) -> int:
         raise SystemExit(f"funcnet gradcheck: --batch must be positive, got {args.batch}")
     out = _common.out_dir(args.out)
     activations = _ACTIVATIONS if args.activation == "all" else (args.activation,)
-    results, all_ok = {}, True
+    results, all_ok, params = {}, True, None
     for act in activations:
-        model, f, params = _problem(args, act)
+        model, f, params = _problem(args, act, params)
         report = fn.check.compare_grads(f, params, methods=args.methods, eps=args.eps)
         print(f"== {model!r}, loss {args.loss}, batch {args.batch}, "
               f"{fn.param_count(params)} parameters")
