@@ -1,0 +1,264 @@
+"""Run every ``bench/bench_*.py``, one fresh process each, and write the summary.
+
+    python bench/run_all.py            # full run, ~10 minutes on 2 cores, hard cap 15
+    python bench/run_all.py --quick    # smoke run: tiny sizes; results in bench/results/quick/
+    python bench/run_all.py --only train coldstart
+
+Each script runs as its own subprocess (so imports, compilation caches and
+thread pools never leak from one into the next) with ``--quick`` passed through,
+``$FUNCNET_BENCH_RESULTS`` pointing at the results folder, and a hard timeout
+(``TIMEOUTS``; scripts built on ``_common`` also get a soft ``--budget`` a minute
+shorter). Then it collects ``<results>/<name>.json``, writes
+``<results>/summary.json`` and ``<results>/summary.md``, and, on full runs,
+rewrites the part of ``docs/performance.md`` between ``<!-- bench:begin -->`` and
+``<!-- bench:end -->`` with the summary: the machine, every target met or missed,
+and every script's tables.
+
+A script that fails or times out is reported as such and the others still run;
+the exit status is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+DOC = C.REPO_ROOT / "docs" / "performance.md"
+# Hard timeouts in seconds (full run). Sum: 15 minutes at worst.
+TIMEOUTS = {"train": 330, "coldstart": 210}
+DEFAULT_TIMEOUT = 120
+QUICK_TIMEOUT = 180
+# Scripts that accept --budget (built on _common.arg_parser).
+BUDGETED = {"train", "coldstart"}
+# Run first: the most load-sensitive measurements, on the quietest machine.
+ORDER = ("train", "coldstart")
+
+
+def discover(only: list[str] | None) -> list[tuple[str, Path]]:
+    scripts = {p.stem[len("bench_"):]: p for p in sorted(C.BENCH_DIR.glob("bench_*.py"))}
+    if only:
+        missing = sorted(set(only) - set(scripts))
+        if missing:
+            raise SystemExit(f"no bench/bench_<name>.py for {missing}; found {sorted(scripts)}")
+        scripts = {k: v for k, v in scripts.items() if k in only}
+    names = [n for n in ORDER if n in scripts] + [n for n in scripts if n not in ORDER]
+    return [(n, scripts[n]) for n in names]
+
+
+def run_script(name: str, path: Path, *, quick: bool, results: Path, timeout: float) -> dict:
+    cmd = [sys.executable, str(path)]
+    if quick:
+        cmd.append("--quick")
+    if name in BUDGETED:
+        cmd += ["--budget", str(max(30, timeout - 60))]
+    env = dict(os.environ)
+    env["FUNCNET_BENCH_RESULTS"] = str(results)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(C.REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    start_wall = time.time()
+    t0 = time.perf_counter()
+    print(f"== {path.relative_to(C.REPO_ROOT)} (timeout {timeout:.0f} s)", flush=True)
+    status, rc, stdout, stderr = "ok", None, "", ""
+    try:
+        proc = subprocess.run(cmd, cwd=C.REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        rc, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        if rc != 0:
+            status = f"failed (exit {rc})"
+    except subprocess.TimeoutExpired as e:
+        status = f"timed out after {timeout:.0f} s"
+        stdout = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+    seconds = time.perf_counter() - t0
+    for line in stdout.strip().splitlines()[-12:]:
+        print(f"   {line}", flush=True)
+    # The script's JSON: in the results folder, or (scripts that ignore $FUNCNET_BENCH_RESULTS) bench/results.
+    found = None
+    for cand in (results / f"{name}.json", C.BENCH_DIR / "results" / f"{name}.json"):
+        if cand.exists() and cand.stat().st_mtime >= start_wall - 1:
+            found = cand
+            break
+    if found is None and status == "ok":
+        status = f"no fresh {name}.json written"
+    print(f"   -> {status} in {seconds:.1f} s", flush=True)
+    if status != "ok" and stderr:
+        print("   " + "\n   ".join(stderr.strip().splitlines()[-15:]), flush=True)
+    return {"name": name, "script": str(path.relative_to(C.REPO_ROOT)), "command": " ".join(cmd[1:]),
+            "status": status, "returncode": rc, "seconds": seconds, "json": str(found) if found else None,
+            "stderr_tail": stderr.strip().splitlines()[-20:] if status != "ok" else []}
+
+
+# ---------------------------------------------------------------------- markdown
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "—"
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+    if isinstance(v, (list, dict)):
+        v = json.dumps(v, ensure_ascii=False)
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(rows: list[dict]) -> str:
+    if not rows:
+        return "_(no rows)_\n"
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    out += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def _flatten(obj, prefix="", out=None, limit=40):
+    """Scalar leaves of a JSON document as (path, value), for scripts that give no table."""
+    out = [] if out is None else out
+    if len(out) >= limit:
+        return out
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in ("machine", "samples", "name", "quick", "load_average", "targets"):
+                continue
+            _flatten(v, f"{prefix}.{k}" if prefix else k, out, limit)
+    elif isinstance(obj, list):
+        if len(obj) <= 8:
+            for i, v in enumerate(obj):
+                _flatten(v, f"{prefix}[{i}]", out, limit)
+    elif isinstance(obj, (int, float, str, bool)) or obj is None:
+        out.append({"key": prefix, "value": obj})
+    return out
+
+
+def tables_of(doc: dict) -> dict[str, list[dict]]:
+    if isinstance(doc.get("tables"), dict):
+        return {str(k): v for k, v in doc["tables"].items() if isinstance(v, list)}
+    if isinstance(doc.get("table"), list):
+        return {"": doc["table"]}
+    return {"(no table given; scalar results)": _flatten(doc)}
+
+
+def verdict(met) -> str:
+    return {True: "✅ met", False: "❌ missed"}.get(met, "— not judged")
+
+
+def render(summary: dict) -> str:
+    m = summary["machine"]
+    avx512 = any(f.startswith("avx512") for f in m.get("cpu_flags", []))
+    lines = [
+        f"Results of `python bench/run_all.py{' --quick' if summary['quick'] else ''}`, {m['date']}"
+        + (" — **quick smoke run: tiny sizes, not measurements**" if summary["quick"] else "") + ".",
+        "",
+        "**Machine.** "
+        f"{m['cpu']} ({'AVX-512' if avx512 else 'no AVX-512'}), {m['cores']} cores ({m['cores_usable']} usable), "
+        f"{m['memory_gib']} GiB; {m['os']}; Python {m['python']}; jax {m['jax']} / jaxlib {m['jaxlib']}, "
+        f"optax {m['optax']}, numpy {m['numpy']}, torch {m['torch'] or 'not installed'}. "
+        f"Load average at start: {summary['load_average_start']}, at end: {summary['load_average_end']}. "
+        f"Total {summary['elapsed_s']:.0f} s.",
+        "",
+        "| script | status | seconds |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{s['script']}` | {s['status']} | {s['seconds']:.1f} |" for s in summary["scripts"]]
+    lines += ["", "### Targets", ""]
+    trows = [{"target": t.get("name"), "limit": t.get("target"), "measured": t.get("value"),
+              "verdict": verdict(t.get("met")), "note": t.get("note", ""), "from": t.get("source")}
+             for t in summary["targets"]]
+    lines.append(md_table(trows) if trows else "_(no script reported targets)_\n")
+    for name, doc in summary["results"].items():
+        lines += [f"### {name}", ""]
+        for title, rows in tables_of(doc).items():
+            if title:
+                lines += [f"**{title}**", ""]
+            lines += [md_table(rows)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def update_doc(markdown: str, doc: Path = DOC) -> bool:
+    """Replace the text between the markers in ``doc``; False when the file or markers are missing."""
+    if not doc.exists():
+        return False
+    text = doc.read_text()
+    i, j = text.find(BEGIN), text.find(END)
+    if i < 0 or j < i:
+        return False
+    doc.write_text(text[: i + len(BEGIN)] + "\n" + markdown + text[j:])
+    return True
+
+
+# -------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, results in bench/results/quick/")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only bench_<NAME>.py (e.g. train coldstart)")
+    p.add_argument("--results", type=Path, default=None, help="results folder (default bench/results[/quick])")
+    p.add_argument("--docs", dest="docs", action="store_true", default=None,
+                   help="update docs/performance.md (default: on for full runs, off for --quick)")
+    p.add_argument("--no-docs", dest="docs", action="store_false", help="do not touch docs/performance.md")
+    args = p.parse_args(argv)
+    results = args.results or (C.BENCH_DIR / "results" / ("quick" if args.quick else ""))
+    results.mkdir(parents=True, exist_ok=True)
+    write_docs = (not args.quick) if args.docs is None else args.docs
+
+    t0 = time.perf_counter()
+    load_start = C.load_average()
+    runs = []
+    for name, path in discover(args.only):
+        timeout = QUICK_TIMEOUT if args.quick else TIMEOUTS.get(name, DEFAULT_TIMEOUT)
+        runs.append(run_script(name, path, quick=args.quick, results=results, timeout=timeout))
+
+    docs, targets = {}, []
+    for r in runs:
+        if not r["json"]:
+            continue
+        try:
+            doc = json.loads(Path(r["json"]).read_text())
+        except (OSError, ValueError) as e:
+            r["status"] = f"unreadable JSON ({e})"
+            continue
+        docs[r["name"]] = doc
+        for t in doc.get("targets", []) or []:
+            if isinstance(t, dict):
+                targets.append({**t, "source": r["name"]})
+    summary = {
+        "quick": args.quick,
+        "machine": C.machine_info(),
+        "load_average_start": load_start,
+        "load_average_end": C.load_average(),
+        "elapsed_s": time.perf_counter() - t0,
+        "scripts": runs,
+        "targets": targets,
+        "results": docs,
+    }
+    md = render(summary)
+    C.write_json("summary", summary, out=results / "summary.json", quick=args.quick)
+    (results / "summary.md").write_text(md)
+    print(f"wrote {results / 'summary.json'} and {results / 'summary.md'}")
+    if write_docs:
+        if update_doc(md):
+            print(f"updated {DOC.relative_to(C.REPO_ROOT)} between {BEGIN} and {END}")
+        else:
+            print(f"did not update {DOC}: file or markers {BEGIN} / {END} missing", file=sys.stderr)
+    missed = [t["name"] for t in targets if t.get("met") is False]
+    if missed:
+        print("targets missed: " + "; ".join(missed))
+    return 1 if any(r["status"] != "ok" for r in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
