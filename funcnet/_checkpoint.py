@@ -273,7 +273,8 @@ def load(path: str | os.PathLike, like: Any = None) -> Any:
         if isinstance(ref, (bool, int, float, complex)) and not isinstance(ref, np.generic):
             out.append(type(ref)(arr.item()))
             continue
-        ref_shape, ref_dtype = np.shape(ref), np.result_type(ref)
+        ref_shape = np.shape(ref)
+        ref_dtype = np.dtype(ref.dtype) if hasattr(ref, "dtype") else np.result_type(ref)
         if tuple(arr.shape) != tuple(ref_shape):
             raise ValueError(f"load: {where} has shape {tuple(arr.shape)} in the checkpoint, like has {tuple(ref_shape)}")
         if arr.dtype != ref_dtype:

@@ -573,7 +573,7 @@ def fit(
     _probe_descent(optimizer, params)
 
     params = _fresh_copy(params)
-    opt_state = optimizer.init(params)
+    opt_state = _fresh_copy(optimizer.init(params))  # distinct buffers: some states alias leaves
     history = History()
     start_epoch = 0
     best = (math.inf, None, 0)  # (best val loss, best params, epochs since it)
