@@ -1,0 +1,200 @@
+"""Benchmark: visualizing 10 units x 200 steps of a 784-512-512-10 MLP.
+
+Compares, in one run and on the same problem (Adam on u, x = sigmoid(u), objective
+z_L[j] - l2·‖x‖² - tv·TV(x), 28x28 inputs):
+
+  funcnet        fn.inputs.visualize_units: all units in one compiled call (vmap over units, lax.scan over steps)
+  vmap-in-jit    a hand-written jax.jit(jax.vmap(lax.scan(...))) of the same optimization
+  loop-of-jit    a Python loop of 10 separate jitted optimizations (one unit each)
+  torch-batched  PyTorch, the 10 inputs as one batch, 200 Python-level Adam steps
+
+Targets: funcnet within 1.1x of vmap-in-jit; at least 3x faster than loop-of-jit and torch-batched.
+Compile time is excluded (every variant is warmed up first). Prints a Markdown table and writes
+bench/results/inputs.json.  Run:  python bench/bench_inputs.py [--repeats 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import funcnet as fn
+
+SIZES = [784, 512, 512, 10]
+SHAPE = (28, 28)
+UNITS = 10
+STEPS = 200
+LR, L2, TV = 0.05, 1e-3, 0.05
+
+
+def tv(x):
+    return jnp.sum((x[1:] - x[:-1]) ** 2) + jnp.sum((x[:, 1:] - x[:, :-1]) ** 2)
+
+
+def make_hand_written(params):
+    """The same optimization written directly: jit(vmap(scan(adam step)))."""
+    opt = optax.adam(LR)
+
+    def logits(x):
+        a = x.reshape(-1)
+        for i, layer in enumerate(params):
+            z = a @ layer["w"] + layer["b"]
+            a = jax.nn.relu(z) if i < len(params) - 1 else z
+        return a
+
+    def objective(u, unit):
+        x = jax.nn.sigmoid(u)
+        return logits(x)[unit] - L2 * jnp.sum(x * x) - TV * tv(x)
+
+    def optimize_one(unit, u0):
+        def step(carry, _):
+            u, s = carry
+            v, g = jax.value_and_grad(objective)(u, unit)
+            upd, s = opt.update(-g, s, u)
+            return (optax.apply_updates(u, upd), s), v
+
+        (u, _), hist = jax.lax.scan(step, (u0, opt.init(u0)), None, length=STEPS)
+        return jax.nn.sigmoid(u), hist
+
+    batched = jax.jit(jax.vmap(optimize_one))
+    single = jax.jit(optimize_one)
+    return batched, single
+
+
+def make_torch(params, u0):
+    import torch
+
+    ws = [(torch.tensor(np.asarray(l["w"])), torch.tensor(np.asarray(l["b"]))) for l in params]
+    units = torch.arange(UNITS)
+
+    def run():
+        u = torch.tensor(np.asarray(u0), requires_grad=True)
+        opt = torch.optim.Adam([u], lr=LR)
+        for _ in range(STEPS):
+            opt.zero_grad(set_to_none=True)
+            x = torch.sigmoid(u)
+            a = x.reshape(UNITS, -1)
+            for i, (w, b) in enumerate(ws):
+                z = a @ w + b
+                a = torch.relu(z) if i < len(ws) - 1 else z
+            obj = a[torch.arange(UNITS), units] - L2 * (x * x).sum((1, 2)) \
+                - TV * (((x[:, 1:] - x[:, :-1]) ** 2).sum((1, 2)) + ((x[:, :, 1:] - x[:, :, :-1]) ** 2).sum((1, 2)))
+            (-obj.sum()).backward()
+            opt.step()
+        return torch.sigmoid(u).detach().numpy()
+
+    return run, torch
+
+
+def timeit(f, repeats):
+    f()  # warm-up: compile / first-call allocations
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t)
+    return ts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "inputs.json"))
+    args = ap.parse_args()
+
+    model = fn.mlp(SIZES, activation="relu")
+    params = model.init(jax.random.key(0))
+    key = jax.random.key(1)
+    units = jnp.arange(UNITS)
+    # funcnet's noise start, reproduced for the others: u0 = 0.01·N(0, 1) from the key's first half.
+    u0 = 0.01 * jax.random.normal(jax.random.split(key)[0], (UNITS, *SHAPE))
+    kw = dict(units=range(UNITS), layer=-1, key=key, steps=STEPS, learning_rate=LR, objective="logit", l2=L2,
+              tv=TV, input_shape=SHAPE, value_range=(0.0, 1.0))
+    batched, single = make_hand_written(params)
+
+    variants = {
+        "funcnet": lambda: fn.inputs.visualize_units(model, params, **kw).block_until_ready(),
+        "vmap-in-jit": lambda: batched(units, u0)[0].block_until_ready(),
+        "loop-of-jit": lambda: [single(units[i], u0[i])[0].block_until_ready() for i in range(UNITS)],
+    }
+    try:
+        torch_run, torch = make_torch(params, u0)
+        variants["torch-batched"] = torch_run
+        torch_info = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    except ImportError:
+        torch_info = "torch not installed (pip install torch==2.13.0)"
+
+    # Same answers before timing anything.
+    ours = np.asarray(variants["funcnet"]())
+    hand = np.asarray(variants["vmap-in-jit"]())
+    loop = np.stack([np.asarray(x) for x in variants["loop-of-jit"]()])
+    check = {"funcnet_vs_vmap_max_abs_diff": float(np.abs(ours - hand).max()),
+             "funcnet_vs_loop_max_abs_diff": float(np.abs(ours - loop.reshape(ours.shape)).max())}
+    if "torch-batched" in variants:
+        check["funcnet_vs_torch_max_abs_diff"] = float(np.abs(ours - variants["torch-batched"]()).max())
+
+    # Interleave the variants over the repeats so that load from other processes hits all of them alike.
+    times = {name: [] for name in variants}
+    for f in variants.values():
+        f()
+    for _ in range(args.repeats):
+        for name, f in variants.items():
+            t = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t)
+
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rows = []
+    for name, ts in times.items():
+        q = np.percentile(ts, [25, 75])
+        rows.append({"variant": name, "median_ms": 1e3 * med[name], "iqr_ms": [1e3 * q[0], 1e3 * q[1]],
+                     "min_ms": 1e3 * min(ts), "max_ms": 1e3 * max(ts), "vs_funcnet": med[name] / med["funcnet"]})
+    ratios = {
+        "funcnet_over_vmap_in_jit": med["funcnet"] / med["vmap-in-jit"],
+        "loop_of_jit_over_funcnet": med["loop-of-jit"] / med["funcnet"],
+    }
+    if "torch-batched" in med:
+        ratios["torch_batched_over_funcnet"] = med["torch-batched"] / med["funcnet"]
+    targets = {
+        "funcnet within 1.1x of vmap-in-jit": ratios["funcnet_over_vmap_in_jit"] <= 1.1,
+        "funcnet >= 3x faster than loop-of-jit": ratios["loop_of_jit_over_funcnet"] >= 3.0,
+    }
+    if "torch_batched_over_funcnet" in ratios:
+        targets["funcnet >= 3x faster than torch-batched"] = ratios["torch_batched_over_funcnet"] >= 3.0
+
+    print(f"## Visualizing {UNITS} units x {STEPS} steps, MLP {SIZES}, inputs {SHAPE}\n")
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; {torch_info}; {os.cpu_count()} CPUs; "
+          f"{args.repeats} repeats, interleaved\n")
+    print("| variant | median (ms) | IQR (ms) | min-max (ms) | time / funcnet |")
+    print("|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['variant']} | {r['median_ms']:.1f} | {r['iqr_ms'][0]:.1f}-{r['iqr_ms'][1]:.1f} | "
+              f"{r['min_ms']:.1f}-{r['max_ms']:.1f} | {r['vs_funcnet']:.2f}x |")
+    print()
+    for name, ok in targets.items():
+        print(f"- {name}: {'met' if ok else 'NOT met'}")
+    print(f"- same answers: {', '.join(f'{k} = {v:.1e}' for k, v in check.items())}")
+
+    result = {"problem": {"sizes": SIZES, "input_shape": SHAPE, "units": UNITS, "steps": STEPS, "lr": LR,
+                          "l2": L2, "tv": TV},
+              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
+                          "device": str(jax.devices()[0]), "torch": torch_info},
+              "repeats": args.repeats, "rows": rows, "ratios": ratios, "targets_met": targets, "check": check}
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
