@@ -186,7 +186,7 @@ def trace(f: Callable, *args, argnums=None) -> Graph:
             steps.append(f"d{L}/d{pname} = {via} = {_fmt(c)}")
         else:
             steps.append(
-                f"d{L}/d{pname} accumulates (fan-out: {pname} feeds {fanout[parent.seq]} operations): "
+                f"d{L}/d{pname} accumulates (fan-out: {pname} is used {fanout[parent.seq]} times): "
                 f"{_fmt(prev)} + {via} = {_fmt(prev + c)}"
             )
 

@@ -265,7 +265,7 @@ def _unsupported(what: str) -> NotImplementedError:
         "    from funcnet import tracer\n"
         f"    {what.split('.')[-1].split(' ')[0]} = tracer.defvjp({what.split(' ')[0]}, "
         "lambda g, ans, x, *rest, **kw: ...)   # cotangent of x\n"
-        "and call the returned primitive."
+        "after which NumPy calls on traced values use the new rule."
     )
 
 
