@@ -1,0 +1,55 @@
+"""Which input does each class unit of a digits MLP like best? Activation maximization in one compiled call.
+
+    python examples/visualize_digits.py [--epochs 30] [--steps 200] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import funcnet as fn
+from funcnet._cli._visualize import train_digits
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--out", default=None, help="folder for the PNG grids (needs matplotlib)")
+    args = ap.parse_args(argv)
+
+    (Xtr, ytr), _, _ = jax.tree.map(jnp.asarray, fn.datasets.split(jax.random.key(0), fn.datasets.digits()))
+    model = fn.mlp([64, 64, 10], activation="relu")
+    params = train_digits(model, (Xtr, ytr), jax.random.key(1), args.epochs)
+
+    recipe = dict(key=jax.random.key(2), steps=args.steps, learning_rate=0.05, l2=1e-3, tv=0.05,
+                  input_shape=(8, 8), value_range=(0.0, 1.0))
+    classes, history = fn.inputs.visualize_units(model, params, units=range(10), objective="logit",
+                                                 return_history=True, **recipe)
+    probs = np.asarray(jax.nn.softmax(model.apply(params, classes.reshape(10, 64))))
+    print("class image -> predicted class (confidence):")
+    print("  " + "  ".join(f"{k}->{probs[k].argmax()} ({probs[k, k]:.2f})" for k in range(10)))
+
+    hidden = fn.inputs.visualize_units(model, params, units=range(10), layer=0, objective="pre_activation",
+                                       **recipe)
+    z_vis = np.asarray(model.activations(params, hidden.reshape(10, 64))[0]["z"]).diagonal()
+    z_data = np.asarray(model.activations(params, Xtr)[0]["z"])[:, :10].max(0)
+    print("hidden units 0-9: pre-activation at the visualization vs. best over the training data")
+    print("  " + "  ".join(f"{v:.1f}/{d:.1f}" for v, d in zip(z_vis, z_data)))
+    if args.out:
+        fn.inputs.image_grid(classes, [f"{k}: p={probs[k, k]:.2f}" for k in range(10)],
+                             f"{args.out}/digits_class_units.png", normalize="none")
+        fn.inputs.image_grid(hidden, [f"unit {u}" for u in range(10)], f"{args.out}/digits_hidden_units.png",
+                             normalize="none")
+        fn.inputs.plot_objective(history, f"{args.out}/digits_objective.png", labels=[str(k) for k in range(10)],
+                                 title="class logit - penalties over steps")
+        print(f"wrote PNGs to {args.out}")
+    return classes, probs
+
+
+if __name__ == "__main__":
+    main()
