@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 # Names resolved on first use, so that `import funcnet` stays fast and the
 # optional parts (plots, the tracer, the CLI) load only when asked for.
-_LAZY_MODULES = ("tracer", "check", "manual", "inputs", "optim", "plotting")
+_LAZY_MODULES = ("tracer", "check", "manual", "inputs", "optim", "sharding")
 _LAZY_ATTRS = {
     "make_train_step": "funcnet._train",
     "fit": "funcnet._train",
