@@ -11,9 +11,9 @@ import funcnet as fn
 from funcnet import tracer
 
 
-def main(steps: int = 30):
+def main(steps: int = 30, n: int = 256):
     X, y = fn.datasets.digits()
-    X, y = np.asarray(X[:256], np.float64), np.asarray(y[:256])
+    X, y = np.asarray(X[:n], np.float64), np.asarray(y[:n])
     model = fn.mlp([64, 32, 10], activation="tanh")
     params = jax.tree.map(lambda a: np.asarray(a, np.float64), model.init(jax.random.key(0)))
 

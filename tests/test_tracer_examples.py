@@ -19,7 +19,7 @@ def test_autodiff_gate_example(capsys):
 
 def test_tracer_mlp_example(capsys):
     mod = runpy.run_path(str(EXAMPLES / "tracer_mlp.py"))
-    mod["main"](steps=10)
+    mod["main"](steps=10, n=64)
     out = capsys.readouterr().out
     diff = float(out.split("jax.grad| over all parameters:")[1].split()[0])
     assert diff < 1e-10  # the two engines agree in float64
