@@ -430,7 +430,7 @@ def _garbage_cycles(fun, calls):
     gc.disable()
     try:
         tracemalloc.start()
-        for _ in range(min(calls, 600)):  # warm-up: NumPy fills small caches once (about 100 kB, then flat)
+        for _ in range(calls):  # warm-up: NumPy fills small caches once (about 100 kB, then flat)
             fun()
         base = tracemalloc.get_traced_memory()[0]
         for _ in range(calls):
