@@ -6,9 +6,9 @@
 
 Each script runs as its own subprocess (so imports, compilation caches and
 thread pools never leak from one into the next) with ``--quick`` passed through,
-``$FUNCNET_BENCH_RESULTS`` pointing at the results folder, and a hard timeout
-(``TIMEOUTS``; scripts built on ``_common`` also get a soft ``--budget`` a minute
-shorter). Then it collects ``<results>/<name>.json``, writes
+``$FUNCNET_BENCH_RESULTS`` pointing at the results folder, ``--out
+<results>/<name>.json`` and a soft ``--budget`` (45 s under the hard timeout) where
+the script has those options, and a hard timeout (``TIMEOUTS``). Then it collects ``<results>/<name>.json``, writes
 ``<results>/summary.json`` and ``<results>/summary.md``, and, on full runs,
 rewrites the part of ``docs/performance.md`` between ``<!-- bench:begin -->`` and
 ``<!-- bench:end -->`` with the summary: the machine, every target met or missed,
@@ -34,12 +34,10 @@ import _common as C  # noqa: E402
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 DOC = C.REPO_ROOT / "docs" / "performance.md"
-# Hard timeouts in seconds (full run). Sum: 15 minutes at worst.
-TIMEOUTS = {"train": 330, "coldstart": 210}
-DEFAULT_TIMEOUT = 120
+# Hard timeouts in seconds (full run): 300 + 180 + 105 per other script (4 of them: 900 s, 15 minutes, at worst).
+TIMEOUTS = {"train": 300, "coldstart": 180}
+DEFAULT_TIMEOUT = 105
 QUICK_TIMEOUT = 180
-# Scripts that accept --budget (built on _common.arg_parser).
-BUDGETED = {"train", "coldstart"}
 # Run first: the most load-sensitive measurements, on the quietest machine.
 ORDER = ("train", "coldstart")
 
@@ -55,12 +53,27 @@ def discover(only: list[str] | None) -> list[tuple[str, Path]]:
     return [(n, scripts[n]) for n in names]
 
 
+def supported_flags(path: Path) -> set[str]:
+    """Which of --quick/--out/--budget a script accepts (all three for scripts built on _common.arg_parser)."""
+    text = path.read_text()
+    if "arg_parser(" in text:
+        return {"--quick", "--out", "--budget"}
+    return {f for f in ("--quick", "--out", "--budget") if f'"{f}"' in text or f"'{f}'" in text}
+
+
 def run_script(name: str, path: Path, *, quick: bool, results: Path, timeout: float) -> dict:
+    flags = supported_flags(path)
     cmd = [sys.executable, str(path)]
+    notes = []
     if quick:
-        cmd.append("--quick")
-    if name in BUDGETED:
-        cmd += ["--budget", str(max(30, timeout - 60))]
+        if "--quick" in flags:
+            cmd.append("--quick")
+        else:
+            notes.append("no --quick option: ran at full size")
+    if "--out" in flags:
+        cmd += ["--out", str(results / f"{name}.json")]
+    if "--budget" in flags:
+        cmd += ["--budget", str(max(30, timeout - 45))]
     env = dict(os.environ)
     env["FUNCNET_BENCH_RESULTS"] = str(results)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(C.REPO_ROOT), env.get("PYTHONPATH", "")) if p)
@@ -88,12 +101,30 @@ def run_script(name: str, path: Path, *, quick: bool, results: Path, timeout: fl
             break
     if found is None and status == "ok":
         status = f"no fresh {name}.json written"
+    if notes and status == "ok":
+        status = "ok (" + "; ".join(notes) + ")"
     print(f"   -> {status} in {seconds:.1f} s", flush=True)
-    if status != "ok" and stderr:
+    if not status.startswith("ok") and stderr:
         print("   " + "\n   ".join(stderr.strip().splitlines()[-15:]), flush=True)
     return {"name": name, "script": str(path.relative_to(C.REPO_ROOT)), "command": " ".join(cmd[1:]),
             "status": status, "returncode": rc, "seconds": seconds, "json": str(found) if found else None,
-            "stderr_tail": stderr.strip().splitlines()[-20:] if status != "ok" else []}
+            "stderr_tail": stderr.strip().splitlines()[-20:] if not status.startswith("ok") else [],
+            "stdout_markdown": stdout_markdown(stdout)}
+
+
+def stdout_markdown(stdout: str) -> str | None:
+    """The Markdown a script printed, when it printed a table (headings demoted to bold), else None."""
+    lines = stdout.strip().splitlines()[-80:]
+    if not any(l.lstrip().startswith("|") for l in lines):
+        return None
+    out = []
+    for l in lines:
+        if l.startswith("#"):
+            l = f"**{l.lstrip('#').strip()}**"
+        if l.startswith("wrote "):
+            continue
+        out.append(l)
+    return "\n".join(out).strip() + "\n"
 
 
 # ---------------------------------------------------------------------- markdown
@@ -124,7 +155,7 @@ def md_table(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _flatten(obj, prefix="", out=None, limit=40):
+def _flatten(obj, prefix="", out=None, limit=25):
     """Scalar leaves of a JSON document as (path, value), for scripts that give no table."""
     out = [] if out is None else out
     if len(out) >= limit:
@@ -148,7 +179,19 @@ def tables_of(doc: dict) -> dict[str, list[dict]]:
         return {str(k): v for k, v in doc["tables"].items() if isinstance(v, list)}
     if isinstance(doc.get("table"), list):
         return {"": doc["table"]}
-    return {"(no table given; scalar results)": _flatten(doc)}
+    return {"(no table in the JSON; its scalar results)": _flatten(doc)}
+
+
+def section(doc: dict, run: dict | None) -> list[str]:
+    """Markdown for one script: its JSON tables, else the Markdown it printed, else its scalars."""
+    if "tables" not in doc and "table" not in doc and run and run.get("stdout_markdown"):
+        return [run["stdout_markdown"]]
+    lines = []
+    for title, rows in tables_of(doc).items():
+        if title:
+            lines += [f"**{title}**", ""]
+        lines += [md_table(rows)]
+    return lines
 
 
 def verdict(met) -> str:
@@ -178,12 +221,10 @@ def render(summary: dict) -> str:
               "verdict": verdict(t.get("met")), "note": t.get("note", ""), "from": t.get("source")}
              for t in summary["targets"]]
     lines.append(md_table(trows) if trows else "_(no script reported targets)_\n")
+    runs = {r["name"]: r for r in summary["scripts"]}
     for name, doc in summary["results"].items():
         lines += [f"### {name}", ""]
-        for title, rows in tables_of(doc).items():
-            if title:
-                lines += [f"**{title}**", ""]
-            lines += [md_table(rows)]
+        lines += section(doc, runs.get(name))
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -257,7 +298,7 @@ def main(argv=None) -> int:
     missed = [t["name"] for t in targets if t.get("met") is False]
     if missed:
         print("targets missed: " + "; ".join(missed))
-    return 1 if any(r["status"] != "ok" for r in runs) else 0
+    return 1 if any(not r["status"].startswith("ok") for r in runs) else 0
 
 
 if __name__ == "__main__":
