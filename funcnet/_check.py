@@ -10,6 +10,7 @@ apart they are, leaf by leaf.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
 import math
 import warnings
@@ -63,17 +64,31 @@ def _to_f64_numpy(tree):
     return jax.tree_util.tree_map(conv, tree)
 
 
-def _leaf_names(tree, arg: int) -> list[str]:
-    """Leaf names like ``[0]['w']``; a bare array argument is called ``arg<i>``."""
+def _leaf_names(tree, arg: str) -> list[str]:
+    """Leaf names like ``[0]['w']``; a bare array argument is called by its parameter name (or ``arg<i>``)."""
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
-    return [p or f"arg{arg}" for p in paths]
+    return [p or arg for p in paths]
 
 
-def _diff_leaves(args: Sequence, argnums: tuple[int, ...], single: bool):
+def _param_names(f, nargs: int) -> list[str]:
+    names = [f"arg{i}" for i in range(nargs)]
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        return names
+    for i, p in enumerate(params[:nargs]):
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names[i] = p.name
+        else:
+            break
+    return names
+
+
+def _diff_leaves(args: Sequence, argnums: tuple[int, ...], single: bool, f=None):
     """Flatten the differentiated arguments, validating their dtypes and values."""
     diff = args[argnums[0]] if single else tuple(args[i] for i in argnums)
     leaves, treedef = jax.tree_util.tree_flatten(diff)
-    names = _names_for(diff, argnums, single)
+    names = _names_for(diff, argnums, single, _param_names(f, len(args)))
     if not leaves:
         raise ValueError(f"argument(s) {argnums} hold no array leaves to differentiate")
     for name, leaf in zip(names, leaves):
@@ -95,12 +110,12 @@ def _diff_leaves(args: Sequence, argnums: tuple[int, ...], single: bool):
     return diff, leaves, treedef, names
 
 
-def _names_for(diff, argnums, single) -> list[str]:
+def _names_for(diff, argnums, single, params) -> list[str]:
     if single:
-        return _leaf_names(diff, argnums[0])
+        return _leaf_names(diff, params[argnums[0]])
     out = []
     for i, sub in zip(argnums, diff):
-        out += [n if n == f"arg{i}" else f"arg{i}{n}" for n in _leaf_names(sub, i)]
+        out += [n if n == params[i] else f"{params[i]}{n}" for n in _leaf_names(sub, params[i])]
     return out
 
 
@@ -201,7 +216,7 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
         raise TypeError("numerical_grad needs the point: numerical_grad(f, *args)")
     argnums_t = _argnums_tuple(argnums, len(args))
     single = isinstance(argnums, int)
-    _, leaves, treedef, names = _diff_leaves(args, argnums_t, single)
+    _, leaves, treedef, names = _diff_leaves(args, argnums_t, single, f)
     base_args = _to_f64_numpy(list(args))
     leaves = [np.array(leaf, dtype=np.float64) for leaf in leaves]  # owned copies
 
@@ -459,7 +474,7 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
             "fn.manual.mlp_loss(model, x, y, loss) and call compare_grads(f, params)"
         )
 
-    _, ref_leaves, treedef, names = _diff_leaves(args, argnums_t, single)
+    _, ref_leaves, treedef, names = _diff_leaves(args, argnums_t, single, f)
     args64 = _to_f64_numpy(list(args))
     f64 = dataclasses.replace(f, x=_to_f64_numpy(f.x), y=_to_f64_numpy(f.y)) if is_mlp else f
 
