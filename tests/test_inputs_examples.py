@@ -29,12 +29,11 @@ def test_quadratic_example(tmp_path, capsys):
     assert history.shape == (51,) and (tmp_path / "quadratic_objective.png").stat().st_size > 1000
 
 
-def test_visualize_digits_example(tmp_path):
-    pytest.importorskip("matplotlib")
-    _, probs = _load("visualize_digits")["main"](["--epochs", "5", "--steps", "60", "--out", str(tmp_path)])
+def test_visualize_digits_example(capsys):
+    # PNG writing is covered by the quadratic example and the CLI test; this checks the numbers.
+    _, probs = _load("visualize_digits")["main"](["--epochs", "5", "--steps", "60"])
     np.testing.assert_array_equal(probs.argmax(-1), np.arange(10))
-    for name in ("digits_class_units.png", "digits_hidden_units.png", "digits_objective.png"):
-        assert (tmp_path / name).stat().st_size > 1000
+    assert "class image -> predicted class" in capsys.readouterr().out
 
 
 def test_adversarial_digits_example(capsys):

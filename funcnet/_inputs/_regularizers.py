@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 
 __all__ = ["l1", "l2", "total_variation", "blur_penalty", "gaussian_blur", "spatial_axes"]
@@ -41,7 +42,8 @@ def total_variation(x):
     r"""β=2 total variation over the spatial axes: Σ squared differences of neighbouring pixels.
 
     Example:
-      >>> import jax.numpy as jnp, funcnet as fn
+      >>> import jax
+import jax.numpy as jnp, funcnet as fn
       >>> float(fn.inputs.total_variation(jnp.array([[0.0, 1.0], [0.0, 1.0]])))
       2.0
     """
@@ -69,7 +71,7 @@ def gaussian_blur(x, sigma: float = 1.0):
         pad[ax] = (r, r)
         xp = jnp.pad(x, pad, mode="edge")
         n = x.shape[ax]
-        x = sum(k[j] * jnp.take(xp, jnp.arange(j, j + n), axis=ax) for j in range(2 * r + 1))
+        x = sum(k[j] * jax.lax.slice_in_dim(xp, j, j + n, axis=ax) for j in range(2 * r + 1))
     return x
 
 
