@@ -248,6 +248,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, results in bench/results/quick/")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only bench_<NAME>.py (e.g. train coldstart)")
     p.add_argument("--results", type=Path, default=None, help="results folder (default bench/results[/quick])")
+    p.add_argument("--timeout", nargs="+", default=[], metavar="NAME=SECONDS",
+                   help=f"hard timeout per script, e.g. inputs=180 (defaults: {TIMEOUTS}, others {DEFAULT_TIMEOUT})")
     p.add_argument("--docs", dest="docs", action="store_true", default=None,
                    help="update docs/performance.md (default: on for full runs, off for --quick)")
     p.add_argument("--no-docs", dest="docs", action="store_false", help="do not touch docs/performance.md")
@@ -255,12 +257,19 @@ def main(argv=None) -> int:
     results = args.results or (C.BENCH_DIR / "results" / ("quick" if args.quick else ""))
     results.mkdir(parents=True, exist_ok=True)
     write_docs = (not args.quick) if args.docs is None else args.docs
+    overrides = {}
+    for item in args.timeout:
+        name, _, secs = item.partition("=")
+        try:
+            overrides[name] = float(secs)
+        except ValueError:
+            p.error(f"--timeout wants NAME=SECONDS, e.g. inputs=180; got {item!r}")
 
     t0 = time.perf_counter()
     load_start = C.load_average()
     runs = []
     for name, path in discover(args.only):
-        timeout = QUICK_TIMEOUT if args.quick else TIMEOUTS.get(name, DEFAULT_TIMEOUT)
+        timeout = overrides.get(name) or (QUICK_TIMEOUT if args.quick else TIMEOUTS.get(name, DEFAULT_TIMEOUT))
         runs.append(run_script(name, path, quick=args.quick, results=results, timeout=timeout))
 
     docs, targets = {}, []
