@@ -109,8 +109,11 @@ def timeit(f, repeats):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--quick", action="store_true", help="3 repeats (smoke run)")
     ap.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "inputs.json"))
     args = ap.parse_args()
+    if args.quick:
+        args.repeats = 3
 
     model = fn.mlp(SIZES, activation="relu")
     params = model.init(jax.random.key(0))
