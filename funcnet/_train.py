@@ -77,7 +77,8 @@ def _apply_optimizer(optimizer, grads, opt_state, params, loss, loss_fn, batch):
     return optimizer.update(grads, opt_state, params)
 
 
-def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *, donate: bool = True):
+def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *, donate: bool = True,
+                    mesh=None):
     r"""One compiled, pure training step.
 
     ``step(params, opt_state, batch) -> (params, opt_state, loss)`` computes
@@ -91,6 +92,9 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
       donate: donate the ``params`` and ``opt_state`` buffers to the step, so the
         update happens in place; the arrays passed in are invalid afterwards
         (always use the returned ones).
+      mesh: optional ``jax.sharding.Mesh`` with a ``"data"`` axis (or a list of devices): the batch is split
+        along ``"data"`` (its leading size must be a multiple of the axis size), params and opt_state are
+        replicated, and XLA all-reduces the gradient. See :mod:`funcnet.sharding`.
 
     Returns:
       The jitted step. It compiles once per input shape/dtype; later calls with
@@ -116,6 +120,11 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
         updates, opt_state = _apply_optimizer(optimizer, grads, opt_state, params, loss, checked, batch)
         return optax.apply_updates(params, updates), opt_state, loss
 
+    if mesh is not None:
+        from funcnet import _sharding
+
+        return _sharding.data_parallel_jit(step, _sharding.resolve_mesh(mesh), batch_argnums=(2,),
+                                           donate_argnums=(0, 1) if donate else ())
     return jax.jit(step, donate_argnums=(0, 1) if donate else ())
 
 
@@ -317,8 +326,10 @@ def _batch_size(batch_size, n: int) -> int:
 
 def _place(tree: Any, mesh=None) -> Any:
     """Put a data pytree on the device(s). The one place that decides data placement."""
-    if mesh is not None:  # pragma: no cover - reserved for data-parallel fit
-        raise NotImplementedError("fit(mesh=...) is not implemented yet")
+    if mesh is not None:  # the whole set on every device; each step gathers its own rows (take_batch)
+        from funcnet._sharding import replicate
+
+        return replicate(tree, mesh)
     return jax.tree.map(jnp.asarray, tree)
 
 
@@ -341,15 +352,19 @@ class _Carry(NamedTuple):
     step: jax.Array         # step index within the epoch
 
 
-def _build_epoch(loss_fn, optimizer, *, n, bs, drop_last, on_nonfinite, metrics, has_val, lr_path):
+def _build_epoch(loss_fn, optimizer, *, n, bs, drop_last, on_nonfinite, metrics, has_val, lr_path, mesh=None):
+    from funcnet import _sharding
+
     n_full = n // bs
     rest = 0 if drop_last else n - n_full * bs
     shuffle = bs < n
     vg = jax.value_and_grad(loss_fn)
     check = on_nonfinite in ("stop", "skip")
 
-    def take(data, idx):
-        return jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data)
+    n_dev = 1 if mesh is None else _sharding.axis_size(mesh)
+
+    def take(data, idx):  # split over the mesh when its size divides; else replicated (the short last batch)
+        return _sharding.take_batch(data, idx, mesh if idx.shape[0] % n_dev == 0 else None)
 
     def update(carry: _Carry, batch, size: int) -> _Carry:
         loss, grads = vg(carry.params, batch)
@@ -394,7 +409,7 @@ def _build_epoch(loss_fn, optimizer, *, n, bs, drop_last, on_nonfinite, metrics,
             if rest:
                 carry = update(carry, take(train, perm[n_full * bs:]), rest)
         else:  # full batch: no shuffle, no gather
-            carry = update(carry, train, n)
+            carry = update(carry, train if mesh is None else _sharding.constrain_batch(train, mesh), n)
         stats = {
             "train_loss": carry.loss_sum / jnp.maximum(carry.count, 1).astype(loss_dtype),
             "applied": carry.count,
@@ -457,6 +472,7 @@ def fit(
     resume: bool = False,
     progress: bool | None = None,
     check_data: bool = True,
+    mesh: Any = None,
 ) -> tuple[Any, History]:
     r"""Mini-batch gradient descent over epochs, compiled; returns ``(params, history)``.
 
@@ -507,6 +523,11 @@ def fit(
         more than 2 s; ``True`` always; ``False`` never.
       check_data: before compiling, evaluate ``loss_fn`` eagerly on the data so that
         data errors (e.g. labels out of range) are reported clearly.
+      mesh: data-parallel training on a ``jax.sharding.Mesh`` with a ``"data"`` axis (or a list of
+        devices): the data are replicated on every device, each mini-batch is split along ``"data"``, params
+        and optimizer state are replicated and XLA all-reduces the gradients; same results as one device up
+        to summation order. ``batch_size`` (n with ``None``) must be a multiple of the axis size; a short last
+        batch that is not is computed replicated. See the "Scaling out" docs page.
 
     Returns:
       ``(params, history)``: the trained (or best, with ``patience``) parameters and a
@@ -558,9 +579,14 @@ def fit(
         raise ValueError("mini-batch training reshuffles every epoch and needs key=jax.random.key(seed)")
     if key is None:
         key = jax.random.key(0)  # unused: full batch has nothing to shuffle
+    if mesh is not None:
+        from funcnet import _sharding
 
-    data = _place(data)
-    val = _place(val_data) if val_data is not None else None
+        mesh = _sharding.resolve_mesh(mesh)
+        _sharding.sharded_epoch_layout(n, batch_size, _sharding.axis_size(mesh), drop_last=drop_last)  # size rule
+
+    data = _place(data, mesh)
+    val = _place(val_data, mesh) if val_data is not None else None
     checked = _scalar_loss(loss_fn)
     if check_data:
         _check_finite_data(data, "data")
@@ -579,10 +605,12 @@ def fit(
     best = (math.inf, None, 0)  # (best val loss, best params, epochs since it)
     if resume and os.path.exists(checkpoint):
         params, opt_state, start_epoch, history, best = _load_fit_checkpoint(checkpoint, params, opt_state)
+    if mesh is not None:  # checkpoints hold plain arrays: any run's checkpoint resumes on any mesh
+        params, opt_state = _sharding.replicate((params, opt_state), mesh)
 
     lr_path = _lr_path(opt_state)
     epoch_fn, steps = _build_epoch(checked, optimizer, n=n, bs=bs, drop_last=drop_last, on_nonfinite=on_nonfinite,
-                                   metrics=metrics, has_val=val is not None, lr_path=lr_path)
+                                   metrics=metrics, has_val=val is not None, lr_path=lr_path, mesh=mesh)
     show = _Progress(progress, epochs)
     show.t0 = t_start
 

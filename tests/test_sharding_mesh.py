@@ -248,3 +248,36 @@ def test_global_batch_from_local_single_process_equals_shard_batch(mesh):
     assert a.sharding.is_equivalent_to(b.sharding, 2)
     assert sharding.process_slice(16, mesh) == slice(0, 16)
     np.testing.assert_array_equal(sharding.to_host(a), x)
+
+
+@pytest.mark.parametrize("bs", [32, None, 16], ids=["bs32-ragged-replicated", "full-batch", "bs16-ragged-split"])
+def test_fit_with_mesh_matches_one_device(mesh, problem, bs):
+    """fn.fit(mesh=...) follows the single-device trajectory (reference: the same fit without a mesh)."""
+    model, params, (X, y), loss_fn = problem
+    n = 96 if bs is None else 104   # 104 = 3*32 + 8 (short batch of 8 splits), = 6*16 + 8
+    data = (X[:n], y[:n])
+    kw = dict(optimizer=optax.adam(1e-2), epochs=3, batch_size=bs, key=jax.random.key(3), progress=False)
+    want, h_want = fn.fit(loss_fn, params, data, **kw)
+    got, h_got = fn.fit(loss_fn, params, data, mesh=mesh, **kw)
+    _assert_trees_close(got, want)
+    np.testing.assert_allclose(h_got.train_loss, h_want.train_loss, rtol=RTOL, atol=ATOL)
+    assert got[0]["w"].sharding.is_fully_replicated
+
+
+def test_fit_with_mesh_rejects_non_divisible_batch(mesh, problem):
+    model, params, data, loss_fn = problem
+    with pytest.raises(ValueError, match="30"):
+        fn.fit(loss_fn, params, data, optimizer=optax.sgd(0.1), epochs=1, batch_size=30,
+               key=jax.random.key(0), mesh=mesh, progress=False)
+
+
+def test_make_train_step_with_mesh_matches_one_device(mesh, problem):
+    model, params, (X, y), loss_fn = problem
+    opt = optax.sgd(0.1)
+    batches = [(X[i:i + 32], y[i:i + 32]) for i in (0, 32, 64)]
+    want = _run(jax.jit(_step(loss_fn, opt)), params, opt.init(params), batches)
+    step = fn.make_train_step(loss_fn, opt, mesh=mesh)
+    p, s = sharding.replicate((params, opt.init(params)), mesh)
+    got = _run(step, p, s, batches)
+    _assert_trees_close(got[0], want[0])
+    np.testing.assert_allclose(got[2], want[2], rtol=RTOL, atol=ATOL)
