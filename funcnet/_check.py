@@ -14,7 +14,7 @@ import inspect
 import itertools
 import math
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import jax
 import numpy as np
@@ -462,7 +462,7 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
         except ImportError:
             methods.remove("tracer")
             notes.append("the tracer method was skipped: funcnet.tracer is not available")
-    methods = tuple(methods)
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
     unknown = [m for m in methods if m not in METHODS]
     if unknown or len(set(methods)) != len(methods):
         raise ValueError(f"methods must be distinct names from {METHODS}, got {methods!r}")
