@@ -10,9 +10,18 @@ import argparse
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import funcnet as fn
-from funcnet._cli._visualize import train_digits
+
+
+def train_digits(model, data, key, epochs):
+    """Train ``model`` on ``data = (X, y)`` with Adam and ``fn.fit``; returns the parameters."""
+    k_init, k_fit = jax.random.split(key)
+    loss_fn = lambda p, b: fn.losses.softmax_cross_entropy(model.apply(p, b[0]), b[1])
+    params, _ = fn.fit(loss_fn, model.init(k_init), data, optimizer=optax.adam(3e-3), epochs=epochs,
+                       batch_size=64, key=k_fit, progress=False)
+    return params
 
 
 def main(argv=None):

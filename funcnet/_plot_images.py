@@ -92,7 +92,7 @@ def image_grid(
     plt = _pyplot()
     ncols = ncols or min(n, 10)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + (0.4 if title else 0.0)),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, (scale + (0.3 if labels is not None else 0.0)) * nrows + (0.4 if title else 0.0)),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")

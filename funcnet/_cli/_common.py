@@ -47,3 +47,35 @@ def add_seed(parser) -> None:
 
 def add_out(parser, default: str) -> None:
     parser.add_argument("--out", default=default, help=f"output folder (default: {default})")
+
+
+def digits_splits(key):
+    """The bundled digits split 80/10/10 as JAX arrays: ``((Xtr, ytr), (Xva, yva), (Xte, yte))``."""
+    import jax
+    import jax.numpy as jnp
+
+    import funcnet as fn
+
+    return jax.tree.map(jnp.asarray, fn.datasets.split(key, fn.datasets.digits()))
+
+
+def train_digits(model, train, val, key, *, epochs: int, batch_size: int = 32, learning_rate: float = 3e-3,
+                 patience: int | None = 10, progress: bool | None = None):
+    """Train ``model`` on digits with ``fn.fit`` (Adam, softmax cross-entropy, accuracy on ``val``).
+
+    Returns ``(params, history)``. The one training recipe the sub-commands share.
+    """
+    import jax
+    import optax
+
+    import funcnet as fn
+
+    def loss_fn(p, batch):
+        return fn.losses.softmax_cross_entropy(model.apply(p, batch[0]), batch[1])
+
+    k_init, k_fit = jax.random.split(key)
+    return fn.fit(
+        loss_fn, model.init(k_init), train, optimizer=optax.adam(learning_rate), epochs=epochs,
+        batch_size=batch_size, key=k_fit, val_data=val, patience=patience, progress=progress,
+        metrics={"accuracy": lambda p, b: fn.accuracy(model.apply(p, b[0]), b[1])},
+    )

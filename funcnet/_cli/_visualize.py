@@ -33,37 +33,6 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def train_digits(model, data, key, epochs: int, *, batch_size: int = 64, learning_rate: float = 3e-3):
-    """Train ``model`` with Adam on ``data = (X, y)``; returns params. (One place, to switch to fn.fit later.)"""
-    import jax
-    import optax
-
-    import funcnet as fn
-
-    X, y = data
-    k_init, k_fit = jax.random.split(key)
-    params = model.init(k_init)
-    opt = optax.adam(learning_rate)
-    n = X.shape[0] // batch_size * batch_size
-
-    @jax.jit
-    def epoch(params, state, k):
-        idx = jax.random.permutation(k, X.shape[0])[:n].reshape(-1, batch_size)
-
-        def step(carry, i):
-            p, s = carry
-            g = jax.grad(lambda p: fn.losses.softmax_cross_entropy(model.apply(p, X[i]), y[i]))(p)
-            u, s = opt.update(g, s, p)
-            return (optax.apply_updates(p, u), s), None
-
-        return jax.lax.scan(step, (params, state), idx)[0]
-
-    state = opt.init(params)
-    for k in jax.random.split(k_fit, epochs):
-        params, state = epoch(params, state, k)
-    return params
-
-
 def run(args) -> int:
     import jax
     import jax.numpy as jnp
@@ -80,7 +49,7 @@ def run(args) -> int:
     out = _common.out_dir(args.out)
     key = jax.random.key(args.seed)
     k_split, k_train, k_vis = jax.random.split(key, 3)
-    (Xtr, ytr), _, (Xte, yte) = jax.tree.map(jnp.asarray, fn.datasets.split(k_split, fn.datasets.digits()))
+    (Xtr, ytr), val, (Xte, yte) = _common.digits_splits(k_split)
     if args.params:
         params = fn.load(args.params)
         sizes = [params[0]["w"].shape[0]] + [layer["w"].shape[1] for layer in params]
@@ -90,7 +59,8 @@ def run(args) -> int:
     else:
         model = fn.mlp([64, args.hidden, 10], activation="relu")
         say(f"training {model!r} for {args.epochs} epochs ...")
-        params = train_digits(model, (Xtr, ytr), k_train, args.epochs)
+        params, _ = _common.train_digits(model, (Xtr, ytr), val, k_train, epochs=args.epochs,
+                                         progress=False if args.quiet else None)
     if not -model.num_layers < args.layer < model.num_layers - 1:
         print(f"funcnet visualize: error: --layer {args.layer} is not a hidden layer of {model!r}; "
               f"hidden layers are 0..{model.num_layers - 2} (or {-model.num_layers}..-2)")
