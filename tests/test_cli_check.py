@@ -90,3 +90,18 @@ def test_bad_arguments_give_clear_errors(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*argv, "--out", str(tmp_path)])
     assert message in str(exc.value)
+
+
+def test_graph_without_graphviz_writes_dot_only(tmp_path, capsys, monkeypatch):
+    import funcnet._cli._graph as graph_cmd
+
+    monkeypatch.setattr(graph_cmd.shutil, "which", lambda name: None)
+    rc = main(["graph", "tanh(x) * y", "--var", "x=0.5", "--var", "y=2", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "Graphviz 'dot' is not installed" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.dot", "graph.json"]
+    # by hand: d/dx tanh(x)·y = y(1 - tanh²x), d/dy = tanh x
+    import math
+    g = json.loads((tmp_path / "graph.json").read_text())["gradients"]
+    assert g["x"] == pytest.approx(2 * (1 - math.tanh(0.5) ** 2), rel=1e-12)
+    assert g["y"] == pytest.approx(math.tanh(0.5), rel=1e-12)
