@@ -67,33 +67,43 @@ class Box:
       value: the underlying value, a NumPy array/scalar or (under nested traces) a box of an outer trace.
       trace: id of the trace that recorded this box.
       prim: the :class:`Primitive` that produced it (``None`` for an input).
-      args, kwargs: the primitive's arguments as given (boxes included); the boxes of
-        this trace among them are the parents.
+      raw, kwargs: the primitive's arguments, with this trace's boxes replaced by their
+        values (what the derivative rules receive); ``kwargs`` is ``None`` when empty.
+      p0, p1, more: the parent boxes (of this trace) of argument 0, of argument 1, and of
+        arguments 2, 3, ... (a tuple, usually empty), ``None`` where an argument is a constant.
       seq: creation number; a box is always created after its parents, so sorting by
         ``seq`` is a topological order.
       label: an optional name used by :func:`funcnet.tracer.trace` (unset by default).
+
+    One box is the only object an operation leaves behind that the garbage collector
+    tracks (``raw`` holds plain values, so CPython untracks it at its first collection).
+    Parents are therefore kept in slots rather than in a tuple: a 10,000-op graph is
+    10,000 tracked objects, not 20,000 or 30,000, and collections come that much less often.
     """
 
-    __slots__ = ("value", "trace", "prim", "args", "raw", "kwargs", "seq", "label", "__weakref__")
+    __slots__ = ("value", "trace", "prim", "raw", "kwargs", "p0", "p1", "more", "seq", "label")
 
-    def __init__(self, value, trace, prim=None, args=(), raw=(), kwargs=None):
+    def __init__(self, value, trace, prim=None, raw=(), kwargs=None, p0=None, p1=None, more=()):
         self.value = value
         self.trace = trace
         self.prim = prim
-        self.args = args      # as passed, boxes included
-        self.raw = raw        # the same with this trace's boxes replaced by their values
+        self.raw = raw
         self.kwargs = kwargs
+        self.p0 = p0
+        self.p1 = p1
+        self.more = more
         self.seq = next(_SEQ)
 
     @property
     def parents(self) -> tuple:
         """``((argnum, parent_box), ...)`` for the arguments that are boxes of this box's trace."""
-        return tuple((i, a) for i, (a, r) in enumerate(zip(self.args, self.raw)) if a is not r)
+        return tuple((i, a) for i, a in enumerate((self.p0, self.p1) + self.more) if a is not None)
 
     # Operators, properties, and the NumPy protocols are attached by _namespace.py.
 
 
 _SEQ = itertools.count()
+_NO_KWARGS: dict = {}
 
 
 def is_box(x) -> bool:
@@ -137,25 +147,29 @@ class Primitive:
     def __call__(self, *args, **kwargs):
         st = STATE
         if st.depth == 1 and st.enabled:
-            # the common case, one live trace: unbox its boxes, call fun, box the answer
+            # the common case, one live trace and one or two arguments: unbox, call fun, box the answer
             top = st.top
             n = len(args)
             if n == 2:
                 x, y = args
                 if type(x) is Box and x.trace == top:
-                    raw = (x.value, y.value) if type(y) is Box and y.trace == top else (x.value, y)
+                    p0 = x
+                    if type(y) is Box and y.trace == top:
+                        p1, raw = y, (x.value, y.value)
+                    else:
+                        p1, raw = None, (x.value, y)
                 elif type(y) is Box and y.trace == top:
-                    raw = (x, y.value)
+                    p0, p1, raw = None, y, (x, y.value)
                 else:
                     return self._call(args, kwargs)
             elif n == 1:
                 x = args[0]
                 if type(x) is not Box or x.trace != top:
                     return self._call(args, kwargs)
-                raw = (x.value,)
+                p0, p1, raw = x, None, (x.value,)
             else:
                 return self._call(args, kwargs)
-            return Box(self.fun(*raw, **kwargs), top, self, args, raw, kwargs)
+            return Box(self.fun(*raw, **kwargs), top, self, raw, kwargs or None, p0, p1)
         return self._call(args, kwargs)
 
     def _call(self, args, kwargs):
@@ -173,7 +187,8 @@ class Primitive:
         ans = self(*raw, **kwargs)  # records in outer traces, if their boxes are among raw
         if not self.differentiable:
             return ans
-        return Box(ans, top, self, args, raw, kwargs)
+        ps = [a if type(a) is Box and a.trace == top else None for a in args] + [None, None]
+        return Box(ans, top, self, raw, kwargs or None, ps[0], ps[1], tuple(ps[2:len(args)]))
 
 
 def primitive(fun: Callable, name: str | None = None) -> Primitive:
@@ -231,11 +246,11 @@ def backward(roots, cotangents, record: Callable | None = None) -> dict:
             leaves[node.seq] = g
             continue
         rules = prim.vjps
-        raw, ans, kw = node.raw, node.value, node.kwargs
-        for i, a in enumerate(node.args):
-            r = raw[i]
-            if a is r:
+        raw, ans, kw = node.raw, node.value, node.kwargs or _NO_KWARGS
+        for i, a in enumerate((node.p0, node.p1) + node.more):
+            if a is None:
                 continue  # a constant, or a box of an outer trace
+            r = raw[i]
             if rules is None:
                 c = prim.argnum_vjp(i, g, ans, *raw, **kw)
             elif i < len(rules) and rules[i] is not None:

@@ -150,14 +150,16 @@ def trace(f: Callable, *args, argnums=None) -> Graph:
         label = getattr(b, "label", None) or (f"v{counter}" if b is not out else "out")
         names[b.seq] = label
         inputs = []
-        for i, (a, r) in enumerate(zip(b.args, b.raw)):
-            inputs.append(names.get(a.seq, "?") if a is not r else _fmt(r))
+        parents = dict(b.parents)
+        for i, r in enumerate(b.raw):
+            inputs.append(names.get(parents[i].seq, "?") if i in parents else _fmt(r))
         node = Node(label, b.prim.name, inputs, b.value)
         ones = np.ones_like(np.asarray(strip(b.value)))
+        kw = b.kwargs or {}
         for i, parent in b.parents:
             try:
                 rule = b.prim.vjps[i] if b.prim.vjps is not None else None
-                d = rule(ones, b.value, *b.raw, **b.kwargs) if rule else b.prim.argnum_vjp(i, ones, b.value, *b.raw, **b.kwargs)
+                d = rule(ones, b.value, *b.raw, **kw) if rule else b.prim.argnum_vjp(i, ones, b.value, *b.raw, **kw)
                 node.local[i] = np.asarray(strip(d))
             except Exception:  # a rule that cannot take a ones cotangent: show nothing
                 pass
