@@ -22,11 +22,12 @@ __version__ = "0.1.0"
 
 # Names resolved on first use, so that `import funcnet` stays fast and the
 # optional parts (plots, the tracer, the CLI) load only when asked for.
-_LAZY_MODULES = ("tracer", "check", "manual", "inputs", "optim", "sharding")
+_LAZY_MODULES = ("tracer", "check", "manual", "inputs", "optim", "sharding", "plotting")
 _LAZY_ATTRS = {
     "make_train_step": "funcnet._train",
     "fit": "funcnet._train",
     "History": "funcnet._train",
+    "NonFiniteLossWarning": "funcnet._train",
     "select_hyperparameters": "funcnet._train",
     "accuracy": "funcnet._train",
     "per_example_grads": "funcnet._per_example",
