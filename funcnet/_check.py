@@ -204,7 +204,7 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
       TypeError: integer/bool/complex differentiated leaves, or a non-scalar output.
       ValueError: a non-finite point, a non-finite ``f`` at the point or at a step.
 
-    Example:
+    Examples:
       >>> import numpy as np, funcnet as fn
       >>> g = fn.check.numerical_grad(lambda w: np.sum(w ** 3), np.array([1.0, 2.0]))
       >>> np.round(g, 6)
@@ -411,7 +411,7 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
                   numerical_rtol: float | None = None, numerical_atol: float | None = None) -> GradReport:
     r"""Compute the gradient of ``f`` every way funcnet knows and report how far apart they are.
 
-    Methods:
+    The methods are:
       ``"jax"``: ``jax.grad``; ``"tracer"``: :func:`funcnet.tracer.grad` (NumPy inputs);
       ``"numerical"``: :func:`numerical_grad` (central differences);
       ``"manual"``: the hand-derived delta rule, when ``f`` is an MLP loss built with
@@ -442,7 +442,7 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
     Returns:
       A :class:`GradReport`; ``print(report)`` shows the table.
 
-    Example:
+    Examples:
       >>> import numpy as np, funcnet as fn
       >>> r = fn.check.compare_grads(lambda w: (w ** 3).sum(), np.array([0.5, -1.0]),
       ...                            methods=("jax", "numerical"))

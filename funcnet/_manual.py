@@ -173,7 +173,9 @@ def mlp_backprop(model: MLP, params, x, y, loss: Any = "mse"):
       The same pytree as ``jax.grad(lambda p: loss(model.apply(p, x), y))(params)``:
       a list of ``{"w", "b"}`` dicts, in the namespace of the inputs (NumPy or JAX).
 
-    Example (the lectures' 2-2-1 tanh network, one example):
+    Examples:
+      The lectures' 2-2-1 tanh network on one example:
+
       >>> import numpy as np, funcnet as fn
       >>> model = fn.mlp([2, 2, 1], activation="tanh")      # linear output x3 = W1 tanh(W0 x0)
       >>> p = [{"w": np.array([[1.0, 0.2], [-3.0, 1.0]]), "b": np.zeros(2)},
@@ -238,7 +240,7 @@ def mlp_loss(model: MLP, x, y, loss: Any = "mse") -> MLPLoss:
     Passing the result to :func:`funcnet.check.compare_grads` adds the hand-derived
     ``"manual"`` method to the comparison.
 
-    Example:
+    Examples:
       >>> import jax, numpy as np, funcnet as fn
       >>> model = fn.mlp([3, 4, 2], activation="tanh")
       >>> f = fn.manual.mlp_loss(model, np.ones((5, 3)), np.zeros((5, 2)), loss="half_mse")

@@ -27,7 +27,7 @@ def per_example_grads(loss_fn: Callable[[Any, Any], Any], params: Any, batch: An
     Returns:
       A pytree shaped like ``params`` with an extra leading axis of size n.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, funcnet as fn
       >>> loss = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)
       >>> g = fn.per_example_grads(loss, jnp.ones(2), (jnp.array([[1.0, 0.0], [0.0, 2.0]]), jnp.zeros(2)))
