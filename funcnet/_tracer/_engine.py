@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Box", "Primitive", "primitive", "backward", "new_trace", "end_trace", "strip", "is_box"]
+__all__ = ["Box", "Primitive", "primitive", "apply2", "backward", "new_trace", "end_trace", "strip", "is_box"]
 
 
 class _State:
@@ -145,31 +145,16 @@ class Primitive:
         )
 
     def __call__(self, *args, **kwargs):
+        n = len(args)
+        if n == 2:
+            return apply2(self, args[0], args[1], kwargs)
         st = STATE
-        if st.depth == 1 and st.enabled:
-            # the common case, one live trace and one or two arguments: unbox, call fun, box the answer
-            top = st.top
-            n = len(args)
-            if n == 2:
-                x, y = args
-                if type(x) is Box and x.trace == top:
-                    p0 = x
-                    if type(y) is Box and y.trace == top:
-                        p1, raw = y, (x.value, y.value)
-                    else:
-                        p1, raw = None, (x.value, y)
-                elif type(y) is Box and y.trace == top:
-                    p0, p1, raw = None, y, (x, y.value)
-                else:
-                    return self._call(args, kwargs)
-            elif n == 1:
-                x = args[0]
-                if type(x) is not Box or x.trace != top:
-                    return self._call(args, kwargs)
-                p0, p1, raw = x, None, (x.value,)
-            else:
-                return self._call(args, kwargs)
-            return Box(self.fun(*raw, **kwargs), top, self, raw, kwargs or None, p0, p1)
+        if n == 1 and st.depth == 1 and st.enabled:
+            # the common case, one live trace: unbox, call fun, box the answer
+            x = args[0]
+            if type(x) is Box and x.trace == st.top:
+                raw = (x.value,)
+                return Box(self.fun(*raw, **kwargs), x.trace, self, raw, kwargs or None, x)
         return self._call(args, kwargs)
 
     def _call(self, args, kwargs):
@@ -189,6 +174,28 @@ class Primitive:
             return ans
         ps = [a if type(a) is Box and a.trace == top else None for a in args] + [None, None]
         return Box(ans, top, self, raw, kwargs or None, ps[0], ps[1], tuple(ps[2:len(args)]))
+
+
+def apply2(prim: Primitive, x, y, kwargs=None):
+    """``prim(x, y, **kwargs)``; the Box operators call this directly (no argument packing)."""
+    st = STATE
+    if st.depth == 1 and st.enabled:
+        # the common case, one live trace: unbox its boxes, call fun, box the answer
+        top = st.top
+        if type(x) is Box and x.trace == top:
+            p0 = x
+            if type(y) is Box and y.trace == top:
+                p1, raw = y, (x.value, y.value)
+            else:
+                p1, raw = None, (x.value, y)
+        elif type(y) is Box and y.trace == top:
+            p0, p1, raw = None, y, (x, y.value)
+        else:
+            return prim._call((x, y), kwargs or {})
+        if kwargs:
+            return Box(prim.fun(*raw, **kwargs), top, prim, raw, kwargs, p0, p1)
+        return Box(prim.fun(*raw), top, prim, raw, None, p0, p1)
+    return prim._call((x, y), kwargs or {})
 
 
 def primitive(fun: Callable, name: str | None = None) -> Primitive:

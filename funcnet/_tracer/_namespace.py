@@ -18,7 +18,7 @@ import types
 import numpy as np
 
 from funcnet._tracer import _rules as R
-from funcnet._tracer._engine import STATE, Box, Primitive, strip
+from funcnet._tracer._engine import STATE, Box, Primitive, apply2, strip
 
 __all__ = ["namespace", "asarray"]
 
@@ -323,8 +323,8 @@ def _repr(self):
 
 def _binop(prim, reverse=False):
     if reverse:
-        return lambda self, other: prim(other, self)
-    return lambda self, other: prim(self, other)
+        return lambda self, other: apply2(prim, other, self)
+    return lambda self, other: apply2(prim, self, other)
 
 
 def _cmp(op):
