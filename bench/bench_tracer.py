@@ -1,32 +1,43 @@
-"""Benchmark funcnet.tracer against hand-written NumPy backprop and HIPS autograd.
+"""Benchmark funcnet.tracer against hand-written NumPy backprop, HIPS autograd and a micrograd-style reference.
 
-Task: the gradient of a 784 -> 512 -> 10 tanh MLP with softmax cross-entropy
-(float64) at several batch sizes, all three on the same data, measured in the same
-run with the methods interleaved (so that load on a shared machine hits all of them
-alike); and a 10,000-op scalar chain, with Python's garbage collector on.
+Two tasks, every method measured in the same run and interleaved round-robin (so that
+load on a shared machine hits all of them alike), with Python's garbage collector on:
 
-Run: python bench/bench_tracer.py [--quick]
-Prints a Markdown table and writes bench/results/tracer.json.
+* the gradient of a 784 -> 512 -> 10 tanh MLP with softmax cross-entropy (float64)
+  at several batch sizes: funcnet's own model and loss under ``tracer.grad``, a
+  hand-written NumPy backprop, and HIPS autograd;
+* a 10,000-op scalar chain (``x * 1.0001 + 0.001``, repeated): ``tracer.grad``, a
+  minimal micrograd-style ``Value`` class (``__slots__``, iterative backward; written
+  below as the reference for Python-level overhead), and HIPS autograd. Timed with the
+  garbage collector on (as users run) and off; load-independent counts too: gc
+  collections per gradient, gc-tracked objects and bytes left per op by the forward pass.
+
+Targets (issue 4/7): tracer within 1.1x of hand-written NumPy at batch 128 and above,
+faster than autograd at every size; under 3 µs per op on the chain with the gc on.
+
+Run: python bench/bench_tracer.py [--quick] [--out PATH] [--budget SECONDS]
+Prints Markdown tables and writes <results>/tracer.json (with "table" and "targets").
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
-import platform
-import statistics
-import time
+import sys
+import tracemalloc
 from pathlib import Path
 
-import autograd
-import autograd.numpy as anp
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import funcnet as fn
-from funcnet import tracer
+import _common as C  # noqa: E402
+import autograd  # noqa: E402
+import autograd.numpy as anp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import funcnet as fn  # noqa: E402
+from funcnet import tracer  # noqa: E402
 
 SIZES = (784, 512, 10)
+N_OPS = 10_000
 
 
 def make_params(rng):
@@ -35,7 +46,7 @@ def make_params(rng):
     return [{"w": w1, "b": np.zeros(SIZES[1])}, {"w": w2, "b": np.zeros(SIZES[2])}]
 
 
-# ---------------------------------------------------------------- the three methods
+# ---------------------------------------------------------------- the MLP methods
 MODEL = fn.mlp(list(SIZES), activation="tanh")
 
 
@@ -69,35 +80,6 @@ def loss_autograd(params, x, y):
     return -anp.mean(logp[np.arange(x.shape[0]), y])
 
 
-def chain(x, n):
-    for _ in range(n // 2):
-        x = x * 1.0001
-        x = x + 0.001
-    return x
-
-
-# --------------------------------------------------------------------- timing
-def interleaved(fns: dict, repeats: int, min_time: float = 0.05) -> dict:
-    """Median and spread (min, max) of seconds per call for each function, measured round-robin."""
-    loops = {}
-    for name, f in fns.items():
-        f()
-        t = time.perf_counter()
-        f()
-        once = max(time.perf_counter() - t, 1e-6)
-        loops[name] = max(1, int(min_time / once))
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, f in fns.items():
-            n = loops[name]
-            t = time.perf_counter()
-            for _ in range(n):
-                f()
-            samples[name].append((time.perf_counter() - t) / n)
-    return {name: {"median": statistics.median(s), "min": min(s), "max": max(s), "repeats": repeats,
-                   "loops": loops[name]} for name, s in samples.items()}
-
-
 def check_agreement(params, x, y):
     ref = grad_numpy(params, x, y)
     for other in (tracer.grad(loss_funcnet)(params, x, y), autograd.grad(loss_autograd)(params, x, y)):
@@ -106,67 +88,234 @@ def check_agreement(params, x, y):
                 np.testing.assert_allclose(a[k], b[k], rtol=1e-9, atol=1e-12)
 
 
+# ------------------------------------------------------- the scalar chain methods
+def chain(x, n=N_OPS):
+    for _ in range(n // 2):
+        x = x * 1.0001
+        x = x + 0.001
+    return x
+
+
+class Value:
+    """The micrograd-style reference: one ``__slots__`` object per op holding data, grad, parents, op."""
+
+    __slots__ = ("data", "grad", "prev", "op")
+
+    def __init__(self, data, prev=(), op=""):
+        self.data, self.grad, self.prev, self.op = data, 0.0, prev, op
+
+    def __add__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        return Value(self.data + other.data, (self, other), "+")
+
+    def __mul__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        return Value(self.data * other.data, (self, other), "*")
+
+    def backward(self):
+        order, seen, stack = [], set(), [(self, False)]
+        while stack:  # iterative topological sort (a 10,000-deep recursion would overflow)
+            v, expanded = stack.pop()
+            if expanded:
+                order.append(v)
+            elif id(v) not in seen:
+                seen.add(id(v))
+                stack.append((v, True))
+                stack.extend((p, False) for p in v.prev)
+        self.grad = 1.0
+        for v in reversed(order):
+            if v.op == "+":
+                a, b = v.prev
+                a.grad += v.grad
+                b.grad += v.grad
+            elif v.op == "*":
+                a, b = v.prev
+                a.grad += b.data * v.grad
+                b.grad += a.data * v.grad
+
+
+def grad_micrograd(x0, n=N_OPS):
+    x = Value(x0)
+    chain(x, n).backward()
+    return x.grad
+
+
+def grad_tracer_chain(x0, n=N_OPS):
+    return tracer.grad(lambda v: chain(v, n))(x0)
+
+
+def grad_autograd_chain(x0, n=N_OPS):
+    return autograd.grad(lambda v: chain(v, n))(x0)
+
+
+def forward_footprint(kind: str, n=N_OPS) -> dict:
+    """gc-tracked objects and traced bytes per op that the forward pass leaves alive (load-independent)."""
+    found = {}
+
+    def probe(out):
+        found["objects"] = len(gc.get_objects())
+        found["bytes"] = tracemalloc.get_traced_memory()[0]
+        return out
+
+    gc.collect()
+    base_objects = len(gc.get_objects())
+    tracemalloc.start()
+    base_bytes = tracemalloc.get_traced_memory()[0]
+    try:
+        if kind == "tracer":
+            tracer.grad(lambda v: probe(chain(v, n)))(1.0)
+        else:
+            x = Value(1.0)
+            probe(chain(x, n)).backward()
+    finally:
+        tracemalloc.stop()
+    return {"tracked_objects_per_op": (found["objects"] - base_objects) / n,
+            "bytes_per_op": (found["bytes"] - base_bytes) / n}
+
+
+def gc_collections_per_call(f, calls: int) -> list[float]:
+    """Collections of generations 0, 1, 2 per call of ``f`` (the gc on, as users run)."""
+    before = [s["collections"] for s in gc.get_stats()]
+    for _ in range(calls):
+        f()
+    return [(s["collections"] - b) / calls for s, b in zip(gc.get_stats(), before)]
+
+
+# --------------------------------------------------------------------- helpers
+def batched(f, seconds: float):
+    """``(g, loops)``: ``g()`` calls ``f`` ``loops`` times, about ``seconds`` in all (after one warm-up call)."""
+    f()
+    once = max(C.time_once(f), 1e-6)
+    loops = max(1, int(seconds / once))
+
+    def g():
+        for _ in range(loops):
+            f()
+
+    return g, loops
+
+
+def interleaved(fns: dict, repeats: int, seconds: float) -> dict:
+    timed, per = {}, {}
+    for k, f in fns.items():
+        timed[k], per[k] = batched(f, seconds)
+    return C.time_interleaved(timed, repeats=repeats, warmup=0, per=per)
+
+
+def target(name, limit, value, met, note=""):
+    return {"name": name, "target": limit, "value": value, "met": met, "note": note}
+
+
+# ------------------------------------------------------------------------ main
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repeats and batch sizes (a smoke run)")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "tracer.json"))
+    ap = C.arg_parser(__doc__.splitlines()[0], budget=100.0)
     args = ap.parse_args()
+    deadline = C.Deadline(args.budget)
     repeats = 3 if args.quick else 9
     batches = (16, 128) if args.quick else (16, 64, 128, 256, 512)
+    sample_s = 0.02 if args.quick else 0.06
+    n_ops = 2_000 if args.quick else N_OPS
     rng = np.random.default_rng(0)
     params = make_params(rng)
-    assert gc.isenabled()
+    assert gc.isenabled(), "the benchmark measures with the garbage collector on"
 
-    rows, mlp = [], {}
+    # ---- MLP
+    mlp = {}
     tg, ag = tracer.grad(loss_funcnet), autograd.grad(loss_autograd)
     for b in batches:
+        if deadline.left() < 0.6 * args.budget:  # keep the rest of the budget for the chain
+            break
         x, y = rng.normal(size=(b, SIZES[0])), rng.integers(0, SIZES[2], size=b)
         check_agreement(params, x, y)
-        r = interleaved({"numpy": lambda: grad_numpy(params, x, y), "tracer": lambda: tg(params, x, y),
-                         "autograd": lambda: ag(params, x, y)}, repeats)
-        mlp[b] = r
-        rows.append((b, r))
+        mlp[b] = interleaved({"numpy": lambda: grad_numpy(params, x, y), "tracer": lambda: tg(params, x, y),
+                              "autograd": lambda: ag(params, x, y)}, repeats, sample_s)
 
-    n_ops = 10_000
-    chain_fns = {"tracer": lambda: tracer.grad(lambda v: chain(v, n_ops))(1.0),
-                 "autograd": lambda: autograd.grad(lambda v: chain(v, n_ops))(1.0)}
-    chain_r = interleaved(chain_fns, repeats, min_time=0.2)
+    # ---- scalar chain
+    g = grad_tracer_chain(1.0, n_ops)
+    assert abs(float(g) - 1.0001 ** (n_ops // 2)) < 1e-9 and abs(grad_micrograd(1.0, n_ops) - float(g)) < 1e-9
+    chain_fns = {"tracer": lambda: grad_tracer_chain(1.0, n_ops), "micrograd": lambda: grad_micrograd(1.0, n_ops)}
+    chain_on = C.time_interleaved(chain_fns, repeats=2 * repeats, warmup=1, per=n_ops)
     gc.disable()
-    chain_nogc = interleaved({"tracer": chain_fns["tracer"]}, repeats, min_time=0.2)["tracer"]
-    gc.enable()
-    g = tracer.grad(lambda v: chain(v, n_ops))(1.0)
-    assert abs(float(g) - 1.0001 ** (n_ops // 2)) < 1e-9
+    try:
+        chain_off = C.time_interleaved(chain_fns, repeats=2 * repeats, warmup=1, per=n_ops)
+    finally:
+        gc.enable()
+    auto_on = None
+    if not deadline.passed:
+        auto_on = C.time_interleaved({"autograd": lambda: grad_autograd_chain(1.0, n_ops),
+                                      "tracer": chain_fns["tracer"]}, repeats=max(3, repeats // 2), per=n_ops)
+    counts = {k: gc_collections_per_call(f, 5) for k, f in chain_fns.items()}
+    footprint = {k: forward_footprint(k, n_ops) for k in chain_fns}
 
-    print(f"## funcnet.tracer benchmark ({platform.processor() or platform.machine()}, "
-          f"Python {platform.python_version()}, NumPy {np.__version__}, autograd, float64)\n")
-    print("Gradient of a 784-512-10 tanh MLP with softmax cross-entropy; median ms per gradient "
-          f"[min-max] over {repeats} interleaved repeats.\n")
-    print("| batch | hand-written NumPy | funcnet.tracer | HIPS autograd | tracer / NumPy | autograd / tracer |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for b, r in rows:
-        f = lambda k: f"{r[k]['median']*1e3:.2f} [{r[k]['min']*1e3:.2f}-{r[k]['max']*1e3:.2f}]"
-        print(f"| {b} | {f('numpy')} | {f('tracer')} | {f('autograd')} | "
-              f"{r['tracer']['median']/r['numpy']['median']:.2f}x | {r['autograd']['median']/r['tracer']['median']:.2f}x |")
-    us = lambda d: d["median"] / n_ops * 1e6
-    print(f"\nScalar chain of {n_ops} ops (grad = forward + backward), gc on: tracer "
-          f"{us(chain_r['tracer']):.2f} µs/op [{chain_r['tracer']['min']/n_ops*1e6:.2f}-{chain_r['tracer']['max']/n_ops*1e6:.2f}], "
-          f"autograd {us(chain_r['autograd']):.2f} µs/op; tracer with gc off {us(chain_nogc):.2f} µs/op.")
+    # ---- report
+    us = lambda s: s["median"] * 1e6  # noqa: E731
+    ms = lambda s: s["median"] * 1e3  # noqa: E731
+    table = []
+    for b, r in mlp.items():
+        table.append({"task": f"MLP {'-'.join(map(str, SIZES))} grad, ms", "setting": f"batch {b}",
+                      "funcnet.tracer": round(ms(r["tracer"]), 3), "reference": "hand-written NumPy",
+                      "reference value": round(ms(r["numpy"]), 3),
+                      "tracer / reference": round(C.ratio(r["tracer"], r["numpy"]), 3),
+                      "autograd": round(ms(r["autograd"]), 3),
+                      "autograd / tracer": round(C.ratio(r["autograd"], r["tracer"]), 3)})
+    for setting, r in (("gc on", chain_on), ("gc off", chain_off)):
+        row = {"task": f"scalar chain of {n_ops} ops, µs/op", "setting": setting,
+               "funcnet.tracer": round(us(r["tracer"]), 3), "reference": "micrograd-style Value",
+               "reference value": round(us(r["micrograd"]), 3),
+               "tracer / reference": round(C.ratio(r["tracer"], r["micrograd"]), 3)}
+        if setting == "gc on" and auto_on is not None:
+            row["autograd"] = round(us(auto_on["autograd"]), 3)
+            row["autograd / tracer"] = round(C.ratio(auto_on["autograd"], auto_on["tracer"]), 3)
+        table.append(row)
+    fmt_counts = lambda c: "/".join(f"{v:g}" for v in c)  # noqa: E731
+    table.append({"task": "scalar chain: gc collections per grad (gen0/gen1/gen2)", "setting": "gc on",
+                  "funcnet.tracer": fmt_counts(counts["tracer"]), "reference": "micrograd-style Value",
+                  "reference value": fmt_counts(counts["micrograd"])})
+    for key, what in (("tracked_objects_per_op", "gc-tracked objects left per op"), ("bytes_per_op", "bytes left per op")):
+        t, m = footprint["tracer"][key], footprint["micrograd"][key]
+        table.append({"task": f"scalar chain forward: {what}", "setting": "before backward",
+                      "funcnet.tracer": round(t, 2), "reference": "micrograd-style Value",
+                      "reference value": round(m, 2), "tracer / reference": round(t / m, 3) if m else None})
 
-    result = {
-        "machine": {"processor": platform.processor(), "python": platform.python_version(), "numpy": np.__version__},
-        "repeats": repeats,
-        "mlp": {str(b): {k: {kk: vv for kk, vv in v.items()} for k, v in r.items()} for b, r in mlp.items()},
-        "ratios": {str(b): {"tracer_over_numpy": r["tracer"]["median"] / r["numpy"]["median"],
-                            "autograd_over_tracer": r["autograd"]["median"] / r["tracer"]["median"]}
-                   for b, r in mlp.items()},
-        "scalar_chain": {"ops": n_ops, "tracer_us_per_op_gc_on": us(chain_r["tracer"]),
-                         "autograd_us_per_op_gc_on": us(chain_r["autograd"]),
-                         "tracer_us_per_op_gc_off": us(chain_nogc), "raw": chain_r},
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {out}")
+    targets = []
+    for b in (128, 256, 512):
+        if b in mlp or not args.quick:
+            r = mlp.get(b)
+            v = round(C.ratio(r["tracer"], r["numpy"]), 3) if r else None
+            targets.append(target(f"tracer.grad MLP / hand-written NumPy, batch {b}", "<= 1.1x", v,
+                                  (v <= 1.1) if v is not None else None,
+                                  "same-run interleaved medians" if r else "not measured (budget)"))
+    worst = min((C.ratio(r["autograd"], r["tracer"]) for r in mlp.values()), default=None)
+    targets.append(target("autograd / tracer.grad MLP, every batch size", "> 1x",
+                          round(worst, 3) if worst is not None else None,
+                          (worst > 1.0) if worst is not None else None,
+                          f"smallest over batches {list(mlp)}"))
+    v = round(us(chain_on["tracer"]), 3)
+    targets.append(target(f"tracer.grad scalar chain ({n_ops} ops), gc on", "< 3 µs/op", v, v < 3.0,
+                          f"micrograd-style reference {us(chain_on['micrograd']):.2f} µs/op in the same run "
+                          f"(ratio {C.ratio(chain_on['tracer'], chain_on['micrograd']):.2f}); absolute time depends on load"))
+
+    print(f"## funcnet.tracer benchmark ({C.cpu_model()}, Python {sys.version.split()[0]}, NumPy {np.__version__}, "
+          f"gc on unless stated; load {C.load_average()})\n")
+    print(_md(table))
+    print("### Targets\n")
+    print(_md([{k: t[k] for k in ("name", "target", "value", "met")} for t in targets]))
+    payload = {"repeats": repeats, "sample_seconds": sample_s,
+               "mlp": {str(b): r for b, r in mlp.items()},
+               "scalar_chain": {"ops": n_ops, "gc_on": chain_on, "gc_off": chain_off, "autograd_gc_on": auto_on,
+                                "gc_collections_per_grad": counts, "forward_footprint": footprint},
+               "table": table, "targets": targets}
+    path = C.write_json("tracer", payload, out=args.out, quick=args.quick)
+    print(f"wrote {path} in {deadline.elapsed():.0f} s")
+
+
+def _md(rows):
+    cols = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
