@@ -38,7 +38,8 @@ EXACT_RTOL, EXACT_ATOL = 1e-9, 1e-12
 # vs central differences with h = 6e-6·max(1,|x|): truncation ~h²|f'''|, rounding ~1e-11|f|.
 FD_RTOL, FD_ATOL = 1e-5, 1e-6
 
-# name -> (arity, function of (xp, *operands)); every one is smooth, so finite differences apply anywhere.
+# name -> function of (xp, *operands). All smooth except maximum and max, whose kinks random inputs
+# reach with probability ~0 (ties of distinct values within a finite-difference step).
 UNARY = {
     "neg": lambda xp, x: -x,
     "tanh": lambda xp, x: xp.tanh(x),
@@ -53,12 +54,17 @@ UNARY = {
     "rsub": lambda xp, x: 1.5 - x,
     "sigmoid": lambda xp, x: fn.activations.sigmoid(x),
     "softplus": lambda xp, x: fn.activations.softplus(x),
+    "softmax": lambda xp, x: fn.activations.softmax(x),          # over the last axis (max, exp, sum)
+    "log_softmax": lambda xp, x: fn.activations.log_softmax(x),
 }
 BINARY = {
     "add": lambda xp, x, y: x + y,
     "sub": lambda xp, x, y: x - y,
     "mul": lambda xp, x, y: x * y,
     "div": lambda xp, x, y: x / (1.0 + y * y),
+    # kinked where x == y; exact ties only arise from a value meeting itself (maximum(v, v)), where the
+    # tie-splitting rules of JAX and the tracer and the finite difference all give the same total
+    "maximum": lambda xp, x, y: xp.maximum(x, y),
 }
 
 
@@ -143,7 +149,7 @@ def programs(draw):
             keepdims = draw(st.booleans())
             # dropping an axis keeps broadcasting with base only for the leading one
             axis = draw(st.integers(-len(shape), len(shape) - 1)) if keepdims else 0
-            ops.append(("reduce", draw(st.sampled_from(["sum", "mean"])), (i,), (axis, keepdims)))
+            ops.append(("reduce", draw(st.sampled_from(["sum", "mean", "max"])), (i,), (axis, keepdims)))
             red = list(shape)
             if keepdims:
                 red[axis] = 1
