@@ -252,20 +252,22 @@ def backward(roots, cotangents, record: Callable | None = None) -> dict:
         if prim is None:
             leaves[node.seq] = g
             continue
-        rules = prim.vjps
-        raw, ans, kw = node.raw, node.value, node.kwargs or _NO_KWARGS
+        rules, broadcasts = prim.vjps, prim.broadcasts
+        raw, ans, kw = node.raw, node.value, node.kwargs
         for i, a in enumerate((node.p0, node.p1) + node.more):
             if a is None:
                 continue  # a constant, or a box of an outer trace
-            r = raw[i]
             if rules is None:
-                c = prim.argnum_vjp(i, g, ans, *raw, **kw)
-            elif i < len(rules) and rules[i] is not None:
-                c = rules[i](g, ans, *raw, **kw)
+                c = prim.argnum_vjp(i, g, ans, *raw, **(kw or _NO_KWARGS))
             else:
-                c = prim._no_rule(i)
-            if prim.broadcasts and getattr(c, "shape", ()) != getattr(r, "shape", ()):
-                c = unbroadcast(c, r)
+                rule = rules[i] if i < len(rules) else None
+                if rule is None:
+                    prim._no_rule(i)
+                c = rule(g, ans, *raw) if kw is None else rule(g, ans, *raw, **kw)
+            if broadcasts:
+                r = raw[i]
+                if getattr(c, "shape", ()) != getattr(r, "shape", ()):
+                    c = unbroadcast(c, r)
             s = a.seq
             prev = cts.get(s)
             if prev is None:
