@@ -133,7 +133,9 @@ def programs(draw):
         pick = lambda: draw(st.integers(0, len(cur) - 1))  # noqa: E731  (any earlier value: fan-out)
         if kind == "unary":
             i = pick()
-            ops.append(("unary", draw(st.sampled_from(sorted(UNARY))), (i,), None))
+            # softmax needs a class axis (JAX refuses axis=-1 on a 0-d array; NumPy does not)
+            names = sorted(UNARY) if cur[i] else sorted(set(UNARY) - {"softmax", "log_softmax"})
+            ops.append(("unary", draw(st.sampled_from(names)), (i,), None))
             cur.append(cur[i])
         elif kind == "binary":
             i, j = pick(), pick()
