@@ -359,6 +359,10 @@ class GradReport:
         return (f"GradReport(ok={self.ok}, methods={self.methods}, max_abs_error={self.max_abs_error:.3g}, "
                 f"max_rel_error={self.max_rel_error:.3g})")
 
+    def __bool__(self) -> bool:
+        """``bool(report)`` is :attr:`ok`, so ``assert compare_grads(...)`` checks what it says."""
+        return self.ok
+
     def assert_ok(self) -> None:
         """Raise ``AssertionError`` with the table unless :attr:`ok`."""
         if not self.ok:

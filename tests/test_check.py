@@ -174,6 +174,7 @@ def test_a_wrong_derivative_rule_is_caught():
     jt = next(r for r in report.rows if r.methods == ("jax", "tracer"))
     assert jt.max_rel_error == pytest.approx(1 / 3, rel=1e-9)
     assert "MISMATCH" in str(report)
+    assert not bool(report)  # `assert compare_grads(...)` must fail here
     with pytest.raises(AssertionError, match="gradients disagree"):
         report.assert_ok()
 
