@@ -27,7 +27,8 @@ def register(sub) -> None:
                     f"EXPR uses + - * / ** and the functions {', '.join(_FUNCTIONS)}; "
                     "'name = expr' parts separated by ';' label intermediate values, e.g. "
                     "\"q = x + y; f = q * z\".",
-        epilog='example: funcnet graph "(x + y) * z" --var x=-2 --var y=5 --var z=-4')
+        epilog='example: funcnet graph "(x + y) * z" --var x=-2 --var y=5 --var z=-4   '
+               '(an EXPR that starts with "-" goes after "--": funcnet graph --var x=1 -- "-x * 2")')
     p.add_argument("expr", help='the expression, e.g. "(x + y) * z" or "q = x + y; f = q * z"')
     p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                    help="a variable and its value (repeat for each variable)")
