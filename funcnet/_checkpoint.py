@@ -110,7 +110,7 @@ def save(path: str | os.PathLike, tree: Any) -> str:
     The file appears complete or not at all: it is written to a temporary file in
     the same folder, flushed to disk and renamed over ``path``.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, funcnet as fn, tempfile, os
       >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.npz")
       >>> _ = fn.save(path, {"w": jnp.arange(3.0), "step": 7})

@@ -177,7 +177,7 @@ def mlp(
     Returns:
       An :class:`MLP`.
 
-    Example:
+    Examples:
       >>> import jax, funcnet as fn
       >>> model = fn.mlp([100, 2000, 10])
       >>> fn.param_count(model.init(jax.random.key(0)))

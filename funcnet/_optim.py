@@ -42,7 +42,7 @@ def ema_momentum(learning_rate: Any, alpha: float = 0.9, *, accumulator_dtype: A
       An ``optax.GradientTransformation``; wrap it in ``optax.inject_hyperparams``
       to record the learning rate in :class:`funcnet.History`.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, optax, funcnet as fn
       >>> opt = fn.optim.ema_momentum(0.1, alpha=0.5)
       >>> state = opt.init(jnp.zeros(1))

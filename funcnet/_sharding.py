@@ -71,7 +71,7 @@ def resolve_mesh(mesh_or_devices: Any = None, axis: str = DATA_AXIS) -> Mesh:
       ValueError: the mesh has no axis named ``axis`` (the message lists its axes), or an empty device list.
       TypeError: anything else.
 
-    Example:
+    Examples:
       >>> mesh = resolve_mesh(jax.devices()[:1])
       >>> print(dict(mesh.shape))
       {'data': 1}
@@ -231,7 +231,7 @@ def pad_to_multiple(tree: Any, multiple: int) -> tuple[Any, np.ndarray]:
       Use it to weight a loss (``jnp.sum(mask * ℓ) / jnp.sum(mask)``) or to slice results back
       (``out[:B]``) when rows are independent, e.g. per-example attacks or per-unit visualizations.
 
-    Example:
+    Examples:
       >>> x, mask = pad_to_multiple(np.arange(5.0), 4)
       >>> print(x.tolist(), mask.tolist())
       [0.0, 1.0, 2.0, 3.0, 4.0, 4.0, 4.0, 4.0] [True, True, True, True, True, False, False, False]
@@ -294,7 +294,7 @@ def sharded_epoch_layout(n: int, batch_size: int | None, n_devices: int, *, drop
       when its size is a multiple of D, otherwise computed replicated. No padding rows ever reach ``loss_fn``,
       so the parameters match a single-device run up to summation order.
 
-    Example:
+    Examples:
       >>> print(sharded_epoch_layout(100, 32, 8))
       EpochLayout(n=100, batch_size=32, n_devices=8, full_steps=3, rest=4, rest_sharded=False)
     """

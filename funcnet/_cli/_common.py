@@ -37,6 +37,9 @@ def write_json(path: pathlib.Path, obj: Any) -> pathlib.Path:
     with os.fdopen(fd, "w") as f:
         json.dump(_jsonable(obj), f, indent=2)
         f.write("\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
     os.replace(tmp, path)
     return path
 

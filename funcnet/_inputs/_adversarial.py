@@ -211,7 +211,7 @@ def fgsm(
     The one-step case of :func:`pgd` (``steps=1, step_size=eps``, no random start); same arguments. With
     ``norm="l2"`` it is the fast gradient method, x + ε ∇ℓ/‖∇ℓ‖₂.
 
-    Example:
+    Examples:
       >>> logits_fn = lambda x: model.apply(params, x)
       >>> x_adv = fn.inputs.fgsm(logits_fn, X, y, eps=0.1, clip=(0.0, 1.0))
     """

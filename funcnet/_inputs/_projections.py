@@ -111,7 +111,7 @@ def _float(v: Any, name: str):
 def box(lower, upper) -> Box:
     """The box {x : lower ≤ x ≤ upper}; projection = clip.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, funcnet as fn
       >>> fn.inputs.box(0.0, 1.0)(jnp.array([-0.5, 0.3, 2.0])).tolist()
       [0.0, 0.30000001192092896, 1.0]

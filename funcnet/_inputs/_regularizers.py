@@ -41,7 +41,7 @@ def l2(x):
 def total_variation(x):
     r"""β=2 total variation over the spatial axes: Σ squared differences of neighbouring pixels.
 
-    Example:
+    Examples:
       >>> import jax
 import jax.numpy as jnp, funcnet as fn
       >>> float(fn.inputs.total_variation(jnp.array([[0.0, 1.0], [0.0, 1.0]])))

@@ -213,7 +213,7 @@ def visualize_units(
       with ``history`` of shape ``(len(units), steps + 1)`` (the regularized objective; with jitter, at the
       jittered inputs).
 
-    Example:
+    Examples:
       >>> images = fn.inputs.visualize_units(model, params, units=range(10), key=jax.random.key(0),
       ...                                    input_shape=(8, 8), value_range=(0, 1), l2=1e-3, tv=0.05)
     """

@@ -153,7 +153,7 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -
     float NumPy arrays or scalars) as ``x``. ``argnums`` picks the positional
     arguments to differentiate: an int gives one gradient, a tuple gives a tuple.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from funcnet import tracer
       >>> tracer.grad(lambda x: (x ** 2).sum())(np.array([1.0, 2.0]))
@@ -237,7 +237,7 @@ def defvjp(prim, *rules, broadcasts: bool = False) -> Primitive:
     NumPy function such as ``np.cumsum``; in the latter case NumPy calls on traced
     values (``np.cumsum(x)``) dispatch to the new primitive. Returns the primitive.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> from funcnet import tracer
       >>> cumsum = tracer.defvjp(np.cumsum, lambda g, ans, x: np.flip(np.cumsum(np.flip(g))))
