@@ -44,7 +44,3 @@ def test_gradcheck_mlp_example(capsys):
     assert "jax vs tracer" in out and "numerical vs manual" in out
 
 
-@pytest.mark.parametrize("module", ["funcnet._check", "funcnet._manual", "funcnet._per_example"])
-def test_docstring_examples(module):
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

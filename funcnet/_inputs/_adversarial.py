@@ -212,7 +212,11 @@ def fgsm(
     ``norm="l2"`` it is the fast gradient method, x + ε ∇ℓ/‖∇ℓ‖₂.
 
     Examples:
-      >>> logits_fn = lambda x: model.apply(params, x)
-      >>> x_adv = fn.inputs.fgsm(logits_fn, X, y, eps=0.1, clip=(0.0, 1.0))
+      >>> import jax.numpy as jnp, funcnet as fn
+      >>> logits_fn = lambda x: x @ jnp.array([[1.0, -1.0], [0.0, 0.0]])   # class 0 iff x[0] > 0
+      >>> x = jnp.array([[0.05, 0.5]]); y = jnp.array([0])
+      >>> x_adv = fn.inputs.fgsm(logits_fn, x, y, eps=0.1)                 # one signed step up the loss
+      >>> print(x_adv, logits_fn(x_adv).argmax(-1))
+      [[-0.05  0.5 ]] [1]
     """
     return pgd(logits_fn, x, y, eps, 1, eps, norm=norm, targeted=targeted, clip=clip, loss=loss)

@@ -42,8 +42,7 @@ def total_variation(x):
     r"""β=2 total variation over the spatial axes: Σ squared differences of neighbouring pixels.
 
     Examples:
-      >>> import jax
-import jax.numpy as jnp, funcnet as fn
+      >>> import jax.numpy as jnp, funcnet as fn
       >>> float(fn.inputs.total_variation(jnp.array([[0.0, 1.0], [0.0, 1.0]])))
       2.0
     """

@@ -214,8 +214,13 @@ def visualize_units(
       jittered inputs).
 
     Examples:
-      >>> images = fn.inputs.visualize_units(model, params, units=range(10), key=jax.random.key(0),
+      >>> import jax, funcnet as fn
+      >>> model = fn.mlp([64, 32, 10])
+      >>> params = model.init(jax.random.key(0))
+      >>> images = fn.inputs.visualize_units(model, params, units=range(10), key=jax.random.key(1), steps=50,
       ...                                    input_shape=(8, 8), value_range=(0, 1), l2=1e-3, tv=0.05)
+      >>> images.shape
+      (10, 8, 8)
     """
     sizes = tuple(getattr(model, "sizes", ()))
     if len(sizes) < 2 or not hasattr(model, "activations"):
