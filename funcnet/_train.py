@@ -228,38 +228,77 @@ def _leading_length(data: Any, name: str) -> int:
     return int(n)
 
 
+def _host_array(leaf):
+    """``leaf`` as a NumPy array when that costs no device transfer (NumPy input, or a CPU-resident array); else None."""
+    if not isinstance(leaf, jax.Array):
+        return np.asarray(leaf)
+    try:
+        if all(d.platform == "cpu" for d in leaf.devices()) and leaf.is_fully_addressable:
+            return np.asarray(leaf)
+    except Exception:  # deleted or otherwise unreadable: let the device path report it
+        pass
+    return None
+
+
+@jax.jit
+def _all_finite_on_device(leaves):
+    return [jnp.all(jnp.isfinite(a)) for a in leaves]
+
+
 def _check_finite_data(data: Any, name: str) -> None:
-    for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
-        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact) and not bool(jnp.all(jnp.isfinite(leaf))):
-            raise ValueError(f"{name}{jax.tree_util.keystr(path)} contains NaN or inf values")
+    """Raise if any float leaf of ``data`` holds NaN or inf.
 
-
-def _eager_check(loss_fn: LossFn, params: Any, data: Any, n: int, name: str, chunk: int = 8192) -> None:
-    """Run the loss eagerly over ``data`` (in chunks) so data errors, e.g. labels out of range, surface now.
-
-    The losses in :mod:`funcnet.losses` check concrete labels; under ``jit`` they
-    cannot, so this pass runs before anything is compiled.
+    Host-resident leaves are checked with NumPy (no compilation); the others in one
+    jitted reduction for all of them together.
     """
-    for start in range(0, n, chunk):
-        part = jax.tree.map(lambda a: a[start:start + chunk], data)
-        try:
-            loss = loss_fn(params, part)
-        except (ValueError, TypeError, IndexError) as e:
-            raise type(e)(f"loss_fn failed on {name}[{start}:{min(start + chunk, n)}] before training: {e}") from e
-        shape = tuple(jnp.shape(loss))
-        if shape != ():
-            raise ValueError(
-                f"loss_fn must return a scalar (the mean loss over the batch), got an array of shape {shape}; "
-                "reduce it, e.g. with jnp.mean"
-            )
+    on_device = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            continue
+        host = _host_array(leaf)
+        if host is None:
+            on_device.append((path, leaf))
+        elif not np.isfinite(host).all():
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} contains NaN or inf values")
+    if on_device:
+        ok = jax.device_get(_all_finite_on_device([leaf for _, leaf in on_device]))
+        for (path, _), good in zip(on_device, ok):
+            if not good:
+                raise ValueError(f"{name}{jax.tree_util.keystr(path)} contains NaN or inf values")
+
+
+def _check_loss_on(loss_fn: LossFn, params: Any, data: Any, name: str) -> None:
+    """Trace ``loss_fn`` on the concrete ``data`` with abstract parameters: data errors surface now, nothing runs.
+
+    The parameters are abstract (``jax.eval_shape``), so the model's arithmetic is
+    only traced, never executed or compiled, whatever the size of ``data``. The data
+    stay concrete, so checks that need their values, e.g. the label-range check of
+    the losses in :mod:`funcnet.losses` (skipped under ``jit``, where labels are
+    traced), see the real labels. The scalar-output check of ``loss_fn`` runs too.
+    """
+    try:
+        jax.eval_shape(lambda p: loss_fn(p, data), params)
+    except (ValueError, TypeError, IndexError) as e:
+        if "must return a" in str(e):  # _scalar_loss's own message: already says what to do
+            raise
+        raise type(e)(f"loss_fn failed on {name} before training: {e}") from e
+
+
+def _tiny_like(tree: Any) -> Any:
+    """``tree`` with every array leaf replaced by zeros of shape (1, ..., 1): same structure, ranks and dtypes."""
+    return jax.tree.map(lambda a: np.zeros((1,) * np.ndim(a), jnp.result_type(a)), tree)
 
 
 def _probe_descent(optimizer, params) -> None:
-    """Raise if the optimizer's first step moves every parameter uphill (a negative learning rate)."""
-    floats = [leaf for leaf in jax.tree.leaves(params) if jnp.issubdtype(jnp.result_type(leaf), jnp.floating)]
-    if not floats:
+    """Raise if the optimizer's first step moves every parameter uphill (a negative learning rate).
+
+    Runs one step (gradient of ones) on a copy of ``params`` whose leaves have size 1:
+    one tiny compilation, independent of the model's size. Optimizers whose update
+    cannot run on such a tree (or needs more than a gradient) are not checked.
+    """
+    if not any(jnp.issubdtype(jnp.result_type(leaf), jnp.floating) for leaf in jax.tree.leaves(params)):
         return
-    zeros = jax.tree.map(jnp.zeros_like, params)
+    zeros = _tiny_like(params)
 
     def first_step(zeros, extra: bool):
         ones = jax.tree.map(jnp.ones_like, zeros)
@@ -271,7 +310,6 @@ def _probe_descent(optimizer, params) -> None:
             updates, _ = optimizer.update(ones, state, zeros)
         return updates, _find_lr(state)
 
-    # one tiny compiled call (cheaper than running the optimizer op by op)
     try:
         try:
             updates, lr = jax.jit(first_step, static_argnums=1)(zeros, True)
@@ -334,8 +372,9 @@ def _place(tree: Any, mesh=None) -> Any:
 
 
 def _fresh_copy(tree: Any) -> Any:
-    """Device copies, so that donating them never deletes the caller's arrays."""
-    return jax.tree.map(lambda a: jnp.array(a, copy=True), tree)
+    """Device copies, so that donating them never deletes the caller's arrays (a transfer each, no compilation)."""
+    return jax.tree.map(lambda a: jax.device_put(a, may_alias=False) if isinstance(a, jax.Array) else jnp.asarray(a),
+                        tree)
 
 
 # ---------------------------------------------------------------------- the epoch
@@ -352,36 +391,71 @@ class _Carry(NamedTuple):
     step: jax.Array         # step index within the epoch
 
 
-def _build_epoch(loss_fn, optimizer, *, n, bs, drop_last, on_nonfinite, metrics, has_val, lr_path, mesh=None):
+def _all_finite(loss, grads) -> jax.Array:
+    """One scalar: the loss and every gradient element are finite."""
+    return jnp.isfinite(loss) & _tree_finite(grads)
+
+
+def _tree_finite(tree) -> jax.Array:
+    """One scalar: every element of every inexact leaf of ``tree`` is finite."""
+    ok = jnp.array(True)
+    for leaf in jax.tree.leaves(tree):
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            ok = ok & jnp.all(jnp.isfinite(leaf))
+    return ok
+
+
+def _epoch_program(loss_fn, optimizer, *, n, bs, drop_last, on_nonfinite, metrics, has_val, lr_path, mesh,
+                   replay: bool):
+    """The Python function of one epoch, ``(params, opt_state, train, val, key[, limit]) -> (params, opt_state, stats)``.
+
+    How the steps treat a non-finite loss or gradient:
+
+    - ``"ignore"``: they do not look.
+    - ``"skip"``: a select per step keeps the old parameters and state when the loss or a gradient is not finite.
+    - ``"stop"``: the parameters are updated unconditionally (no per-step select, no reduction over the
+      gradients); scalars record the first step whose *loss* is not finite, and at the end of the epoch one
+      reduction checks that the parameters and optimizer state are finite (``stats["end_finite"]``). The
+      caller keeps the start-of-epoch state and, when either check fails, runs the ``replay`` program.
+    - ``replay=True``: the same epoch again (same shuffle) with the ``"stop"`` check of every step on the loss
+      *and* the gradients, applying only steps before the first non-finite one and before ``limit``; its
+      parameters are the last finite ones. Compiled only when a run meets a non-finite value.
+    """
     from funcnet import _sharding
 
     n_full = n // bs
     rest = 0 if drop_last else n - n_full * bs
     shuffle = bs < n
     vg = jax.value_and_grad(loss_fn)
-    check = on_nonfinite in ("stop", "skip")
-
     n_dev = 1 if mesh is None else _sharding.axis_size(mesh)
 
     def take(data, idx):  # split over the mesh when its size divides; else replicated (the short last batch)
         return _sharding.take_batch(data, idx, mesh if idx.shape[0] % n_dev == 0 else None)
 
-    def update(carry: _Carry, batch, size: int) -> _Carry:
+    def update(carry: _Carry, batch, size: int, limit) -> _Carry:
         loss, grads = vg(carry.params, batch)
         updates, new_state = _apply_optimizer(optimizer, grads, carry.opt_state, carry.params, loss, loss_fn, batch)
         new_params = optax.apply_updates(carry.params, updates)
-        if not check:
+        if on_nonfinite == "ignore":
             return carry._replace(params=new_params, opt_state=new_state, loss_sum=carry.loss_sum + size * loss,
                                   count=carry.count + size, step=carry.step + 1)
-        finite = jnp.isfinite(loss)
-        for g in jax.tree.leaves(grads):
-            if jnp.issubdtype(g.dtype, jnp.inexact):
-                finite = finite & jnp.all(jnp.isfinite(g))
-        ok = finite & ~carry.stopped
-        keep = lambda new, old: jnp.where(ok, new, old)
+        if replay:  # steps from ``limit`` on are neither looked at nor applied
+            in_range = carry.step < limit
+            finite = _all_finite(loss, grads) | ~in_range
+            ok = finite & ~carry.stopped & in_range
+        elif on_nonfinite == "stop":  # the loss only; parameters are checked once, at the end of the epoch
+            finite = jnp.isfinite(loss)
+            ok = finite & ~carry.stopped
+        else:  # skip
+            finite = _all_finite(loss, grads)
+            ok = finite
+        if replay or on_nonfinite == "skip":
+            keep = lambda new, old: jnp.where(ok, new, old)
+            new_params = jax.tree.map(keep, new_params, carry.params)
+            new_state = jax.tree.map(keep, new_state, carry.opt_state)
         return _Carry(
-            params=jax.tree.map(keep, new_params, carry.params),
-            opt_state=jax.tree.map(keep, new_state, carry.opt_state),
+            params=new_params,
+            opt_state=new_state,
             stopped=carry.stopped | (~finite if on_nonfinite == "stop" else False),
             loss_sum=carry.loss_sum + jnp.where(ok, size * loss, 0.0),
             count=carry.count + jnp.where(ok, size, 0),
@@ -398,18 +472,18 @@ def _build_epoch(loss_fn, optimizer, *, n, bs, drop_last, on_nonfinite, metrics,
             out[name] = jnp.asarray(metric(params, data))
         return out
 
-    def epoch(params, opt_state, train, val, key):
+    def epoch(params, opt_state, train, val, key, limit=None):
         loss_dtype = jnp.result_type(float)
         carry = _Carry(params, opt_state, jnp.array(False), jnp.zeros((), loss_dtype), jnp.zeros((), jnp.int32),
                        jnp.zeros((), jnp.int32), jnp.array(-1, jnp.int32), jnp.zeros((), jnp.int32))
         if shuffle:
             perm = jax.random.permutation(key, n)
             full = perm[: n_full * bs].reshape(n_full, bs)
-            carry, _ = jax.lax.scan(lambda c, idx: (update(c, take(train, idx), bs), None), carry, full)
+            carry, _ = jax.lax.scan(lambda c, idx: (update(c, take(train, idx), bs, limit), None), carry, full)
             if rest:
-                carry = update(carry, take(train, perm[n_full * bs:]), rest)
+                carry = update(carry, take(train, perm[n_full * bs:]), rest, limit)
         else:  # full batch: no shuffle, no gather
-            carry = update(carry, train if mesh is None else _sharding.constrain_batch(train, mesh), n)
+            carry = update(carry, train if mesh is None else _sharding.constrain_batch(train, mesh), n, limit)
         stats = {
             "train_loss": carry.loss_sum / jnp.maximum(carry.count, 1).astype(loss_dtype),
             "applied": carry.count,
@@ -417,12 +491,37 @@ def _build_epoch(loss_fn, optimizer, *, n, bs, drop_last, on_nonfinite, metrics,
             "skipped": carry.skipped,
             "first_bad": carry.first_bad,
         }
+        if on_nonfinite == "stop" and not replay:
+            # a sum per leaf: NaN and inf propagate into it (an overflow of finite values only costs a replay
+            # that finds nothing); one read of params and state per epoch, cheaper than an elementwise isfinite
+            sums = [jnp.sum(leaf) for leaf in jax.tree.leaves((carry.params, carry.opt_state))
+                    if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
+            stats["end_finite"] = _tree_finite(sums)
         stats.update(evaluate(carry.params, val if has_val else train))
         if lr_path is not None:
             stats["lr"] = _find_lr(carry.opt_state)
         return carry.params, carry.opt_state, stats
 
-    return jax.jit(epoch, donate_argnums=(0, 1)), n_full + (1 if rest else 0)
+    return epoch, n_full + (1 if rest else 0)
+
+
+def _build_epoch(loss_fn, optimizer, *, n, bs, drop_last, on_nonfinite, metrics, has_val, lr_path, mesh=None):
+    """The compiled epoch ``(params, opt_state, train, val, key) -> (params, opt_state, stats)`` and its step count.
+
+    ``params`` and ``opt_state`` are donated, except with ``on_nonfinite="stop"``: there the caller's
+    start-of-epoch arrays stay valid, the snapshot a replay starts from (see :func:`_build_replay`).
+    """
+    epoch, steps = _epoch_program(loss_fn, optimizer, n=n, bs=bs, drop_last=drop_last, on_nonfinite=on_nonfinite,
+                                  metrics=metrics, has_val=has_val, lr_path=lr_path, mesh=mesh, replay=False)
+    donate = () if on_nonfinite == "stop" else (0, 1)
+    return jax.jit(epoch, donate_argnums=donate), steps
+
+
+def _build_replay(loss_fn, optimizer, *, n, bs, drop_last, metrics, has_val, lr_path, mesh=None):
+    """The compiled replay ``(params, opt_state, train, val, key, limit)``: the same epoch, steps ``< limit`` only."""
+    epoch, _ = _epoch_program(loss_fn, optimizer, n=n, bs=bs, drop_last=drop_last, on_nonfinite="stop",
+                              metrics=metrics, has_val=has_val, lr_path=lr_path, mesh=mesh, replay=True)
+    return jax.jit(epoch)
 
 
 # ------------------------------------------------------------------------ progress
@@ -512,7 +611,15 @@ def fit(
       on_nonfinite: what a NaN/inf loss or gradient does: ``"stop"`` (default) ends
         training with a :class:`NonFiniteLossWarning` and returns the last finite
         parameters; ``"skip"`` skips those steps (counted in
-        ``history.skipped_steps``); ``"ignore"`` applies them unchecked (fastest).
+        ``history.skipped_steps``); ``"ignore"`` applies them unchecked.
+        ``"stop"`` costs (almost) nothing per step: the compiled epoch checks every
+        step's loss (a scalar) and, once at its end, the parameters and optimizer
+        state; when either is not finite, the epoch is replayed from its start,
+        checking every step's loss *and* gradients, up to the first bad step. So a
+        non-finite gradient stops training when it reaches the parameters or the
+        optimizer state (it always does unless the optimizer discards it, e.g.
+        ``optax.zero_nans``). ``"skip"`` selects per step between the new and the
+        old parameters and state, which costs memory traffic on every step.
       checkpoint: file to save ``(params, opt_state, epoch, history)`` to every
         ``checkpoint_every`` epochs and at the end, atomically (:func:`funcnet.save`).
       checkpoint_every: epochs between checkpoints.
@@ -521,8 +628,11 @@ def fit(
         same key.
       progress: ``None`` prints one line per epoch to stderr once a run has taken
         more than 2 s; ``True`` always; ``False`` never.
-      check_data: before compiling, evaluate ``loss_fn`` eagerly on the data so that
-        data errors (e.g. labels out of range) are reported clearly.
+      check_data: before compiling, check that the float data are finite and trace
+        ``loss_fn`` on the (concrete) data with abstract parameters, so that data
+        errors (e.g. labels out of range, which the losses in :mod:`funcnet.losses`
+        check on concrete labels) are reported clearly. Nothing is computed but the
+        finite check: the cost does not grow with the model.
       mesh: data-parallel training on a ``jax.sharding.Mesh`` with a ``"data"`` axis (or a list of
         devices): the data are replicated on every device, each mini-batch is split along ``"data"``, params
         and optimizer state are replicated and XLA all-reduces the gradients; same results as one device up
@@ -590,16 +700,23 @@ def fit(
     checked = _scalar_loss(loss_fn)
     if check_data:
         _check_finite_data(data, "data")
-        _eager_check(checked, params, data, n, "data")
+        _check_loss_on(checked, params, data, "data")
         if val is not None:
             _check_finite_data(val, "val_data")
-            _eager_check(checked, params, val, _leading_length(val, "val_data"), "val_data")
-    else:  # still catch a non-scalar loss without compiling
-        jax.eval_shape(checked, params, jax.tree.map(lambda a: a[:bs], data))
+            _check_loss_on(checked, params, val, "val_data")
+    else:  # still catch a non-scalar loss without running anything
+        jax.eval_shape(checked, params, jax.tree.map(lambda a: jax.ShapeDtypeStruct((bs, *a.shape[1:]), a.dtype), data))
     _probe_descent(optimizer, params)
 
-    params = _fresh_copy(params)
-    opt_state = _fresh_copy(optimizer.init(params))  # distinct buffers: some states alias leaves
+    # With on_nonfinite="stop" the epoch does not donate its inputs (they are the snapshot a replay starts
+    # from), so nothing needs copying; the donating modes work on copies, never on the caller's arrays.
+    # replicate() copies already.
+    donating = on_nonfinite != "stop"
+    if mesh is None:
+        params = jax.tree.map(jnp.asarray, params)  # NumPy leaves to the device (JAX arrays as they are)
+    opt_state = optimizer.init(params)
+    if donating and mesh is None:
+        params, opt_state = _fresh_copy((params, opt_state))  # distinct buffers: some states alias leaves
     history = History()
     start_epoch = 0
     best = (math.inf, None, 0)  # (best val loss, best params, epochs since it)
@@ -609,27 +726,44 @@ def fit(
         params, opt_state = _sharding.replicate((params, opt_state), mesh)
 
     lr_path = _lr_path(opt_state)
-    epoch_fn, steps = _build_epoch(checked, optimizer, n=n, bs=bs, drop_last=drop_last, on_nonfinite=on_nonfinite,
-                                   metrics=metrics, has_val=val is not None, lr_path=lr_path, mesh=mesh)
+    epoch_kw = dict(n=n, bs=bs, drop_last=drop_last, metrics=metrics, has_val=val is not None, lr_path=lr_path,
+                    mesh=mesh)
+    epoch_fn, steps = _build_epoch(checked, optimizer, on_nonfinite=on_nonfinite, **epoch_kw)
     show = _Progress(progress, epochs)
     show.t0 = t_start
+    replay = None  # compiled on the first non-finite epoch
+    stat_names = ["train_loss"] + (["val_loss"] if val is not None else []) + list(metrics)
 
     for e in range(start_epoch, epochs):
         t0 = time.perf_counter()
-        params, opt_state, stats = epoch_fn(params, opt_state, data, val, jax.random.fold_in(key, e))
+        epoch_key = jax.random.fold_in(key, e)
+        new_params, new_state, stats = epoch_fn(params, opt_state, data, val, epoch_key)
         stats = jax.device_get(stats)  # the one host sync per epoch
-        dt = time.perf_counter() - t0
         bad = int(stats["first_bad"])
         stopped = bool(stats["stopped"])
+        if on_nonfinite == "stop" and (stopped or not bool(stats["end_finite"])):
+            # a non-finite loss at step ``bad``, or non-finite parameters at the end: redo the epoch from its
+            # start (kept: this epoch does not donate) checking every step's loss and gradients, up to ``bad``
+            if bad == 0:
+                new_params, new_state = params, opt_state
+            else:
+                replay = replay or _build_replay(checked, optimizer, **epoch_kw)
+                limit = np.int32(bad if stopped else steps)
+                r_params, r_state, r_stats = replay(params, opt_state, data, val, epoch_key, limit)
+                r_stats = jax.device_get(r_stats)
+                if bool(r_stats["stopped"]) or stopped:
+                    new_params, new_state, stats = r_params, r_state, {**r_stats, "skipped": 1}
+                    bad = int(r_stats["first_bad"]) if bool(r_stats["stopped"]) else bad
+                    stopped = True
+        params, opt_state = new_params, new_state
+        dt = time.perf_counter() - t0
         if int(stats["applied"]) == 0 and stopped:
             # the very first step of the epoch was non-finite: nothing to record for it
             history.stop_reason = f"non-finite loss or gradient at epoch {e}, step 0"
         else:
-            history.train_loss.append(float(stats["train_loss"]))
-            if val is not None:
-                history.val_loss.append(float(stats["val_loss"]))
-            for name in metrics:
-                history.metrics.setdefault(name, []).append(float(stats[name]))
+            for name in stat_names:
+                target = history.metrics.setdefault(name, []) if name in metrics else getattr(history, name)
+                target.append(float(stats[name]))
             if lr_path is not None:
                 history.lr.append(float(stats["lr"]))
             history.epoch_time.append(dt)
@@ -647,7 +781,9 @@ def fit(
             v = history.val_loss[-1]
             if v < best[0]:
                 history.best_epoch = e
-                best = (v, _fresh_copy(params) if patience is not None else None, 0)
+                # the next epoch donates params in the donating modes: keep a copy there, a reference otherwise
+                kept = (_fresh_copy(params) if donating else params) if patience is not None else None
+                best = (v, kept, 0)
             else:
                 best = (best[0], best[1], best[2] + 1)
         if checkpoint is not None and ((e + 1 - start_epoch) % checkpoint_every == 0 or e + 1 == epochs):
