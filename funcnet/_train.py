@@ -415,7 +415,7 @@ def _epoch_program(loss_fn, optimizer, *, n, bs, drop_last, on_nonfinite, metric
     - ``"skip"``: a select per step keeps the old parameters and state when the loss or a gradient is not finite.
     - ``"stop"``: the parameters are updated unconditionally (no per-step select, no reduction over the
       gradients); scalars record the first step whose *loss* is not finite, and at the end of the epoch one
-      reduction checks that the parameters and optimizer state are finite (``stats["end_finite"]``). The
+      reduction checks that the parameters and optimizer state are finite (``end_finite``). The
       caller keeps the start-of-epoch state and, when either check fails, runs the ``replay`` program.
     - ``replay=True``: the same epoch again (same shuffle) with the ``"stop"`` check of every step on the loss
       *and* the gradients, applying only steps before the first non-finite one and before ``limit``; its
@@ -484,25 +484,43 @@ def _epoch_program(loss_fn, optimizer, *, n, bs, drop_last, on_nonfinite, metric
                 carry = update(carry, take(train, perm[n_full * bs:]), rest, limit)
         else:  # full batch: no shuffle, no gather
             carry = update(carry, train if mesh is None else _sharding.constrain_batch(train, mesh), n, limit)
-        stats = {
-            "train_loss": carry.loss_sum / jnp.maximum(carry.count, 1).astype(loss_dtype),
-            "applied": carry.count,
-            "stopped": carry.stopped,
-            "skipped": carry.skipped,
-            "first_bad": carry.first_bad,
-        }
+        end_finite = jnp.array(True)
         if on_nonfinite == "stop" and not replay:
             # a sum per leaf: NaN and inf propagate into it (an overflow of finite values only costs a replay
             # that finds nothing); one read of params and state per epoch, cheaper than an elementwise isfinite
             sums = [jnp.sum(leaf) for leaf in jax.tree.leaves((carry.params, carry.opt_state))
                     if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
-            stats["end_finite"] = _tree_finite(sums)
-        stats.update(evaluate(carry.params, val if has_val else train))
+            end_finite = _tree_finite(sums)
+        evaluated = evaluate(carry.params, val if has_val else train)
+        losses = [carry.loss_sum / jnp.maximum(carry.count, 1).astype(loss_dtype)]
+        if has_val:
+            losses.append(evaluated.pop("val_loss"))
         if lr_path is not None:
-            stats["lr"] = _find_lr(carry.opt_state)
+            losses.append(_find_lr(carry.opt_state))
+        # two small vectors (plus the metrics) instead of a dict of scalars: fewer outputs to fetch per epoch
+        stats = {
+            "counts": jnp.stack([carry.count, carry.stopped.astype(jnp.int32), carry.skipped, carry.first_bad,
+                                 end_finite.astype(jnp.int32)]),
+            "losses": jnp.stack([jnp.asarray(v).astype(loss_dtype) for v in losses]),  # widening: exact
+            **evaluated,
+        }
         return carry.params, carry.opt_state, stats
 
     return epoch, n_full + (1 if rest else 0)
+
+
+def _unpack_stats(stats: Mapping, has_val: bool, has_lr: bool) -> dict:
+    """The host copy of an epoch's stats as one flat dict of NumPy scalars."""
+    applied, stopped, skipped, first_bad, end_finite = np.asarray(stats["counts"])
+    losses = list(np.asarray(stats["losses"]))
+    out = {"applied": applied, "stopped": bool(stopped), "skipped": skipped, "first_bad": first_bad,
+           "end_finite": bool(end_finite), "train_loss": losses.pop(0)}
+    if has_val:
+        out["val_loss"] = losses.pop(0)
+    if has_lr:
+        out["lr"] = losses.pop(0)
+    out.update({k: v for k, v in stats.items() if k not in ("counts", "losses")})
+    return out
 
 
 def _build_epoch(loss_fn, optimizer, *, n, bs, drop_last, on_nonfinite, metrics, has_val, lr_path, mesh=None):
@@ -675,7 +693,8 @@ def fit(
     for name, m in metrics.items():
         if not callable(m):
             raise TypeError(f"metrics[{name!r}] must be callable (params, data) -> scalar, got {type(m).__name__}")
-        if name in ("train_loss", "val_loss", "lr", "applied", "stopped", "skipped", "first_bad"):
+        if name in ("train_loss", "val_loss", "lr", "applied", "stopped", "skipped", "first_bad", "end_finite",
+                    "counts", "losses"):
             raise ValueError(f"metric name {name!r} is reserved; choose another")
     n = _leading_length(data, "data")
     if val_data is not None:
@@ -738,10 +757,10 @@ def fit(
         t0 = time.perf_counter()
         epoch_key = jax.random.fold_in(key, e)
         new_params, new_state, stats = epoch_fn(params, opt_state, data, val, epoch_key)
-        stats = jax.device_get(stats)  # the one host sync per epoch
+        stats = _unpack_stats(jax.device_get(stats), val is not None, lr_path is not None)  # one host sync
         bad = int(stats["first_bad"])
         stopped = bool(stats["stopped"])
-        if on_nonfinite == "stop" and (stopped or not bool(stats["end_finite"])):
+        if on_nonfinite == "stop" and (stopped or not stats["end_finite"]):
             # a non-finite loss at step ``bad``, or non-finite parameters at the end: redo the epoch from its
             # start (kept: this epoch does not donate) checking every step's loss and gradients, up to ``bad``
             if bad == 0:
@@ -750,10 +769,10 @@ def fit(
                 replay = replay or _build_replay(checked, optimizer, **epoch_kw)
                 limit = np.int32(bad if stopped else steps)
                 r_params, r_state, r_stats = replay(params, opt_state, data, val, epoch_key, limit)
-                r_stats = jax.device_get(r_stats)
-                if bool(r_stats["stopped"]) or stopped:
+                r_stats = _unpack_stats(jax.device_get(r_stats), val is not None, lr_path is not None)
+                if r_stats["stopped"] or stopped:
                     new_params, new_state, stats = r_params, r_state, {**r_stats, "skipped": 1}
-                    bad = int(r_stats["first_bad"]) if bool(r_stats["stopped"]) else bad
+                    bad = int(r_stats["first_bad"]) if r_stats["stopped"] else bad
                     stopped = True
         params, opt_state = new_params, new_state
         dt = time.perf_counter() - t0
