@@ -100,7 +100,7 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
       The jitted step. It compiles once per input shape/dtype; later calls with
       the same shapes reuse the compiled code.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, optax, funcnet as fn
       >>> loss_fn = lambda w, b: jnp.mean((b[0] * w - b[1]) ** 2)
       >>> opt = optax.sgd(0.1)
@@ -665,7 +665,7 @@ def fit(
       ValueError: mismatched leading lengths, empty data, ``batch_size`` larger than
         the data, a non-scalar loss, a negative learning rate, labels out of range.
 
-    Example:
+    Examples:
       >>> import jax, jax.numpy as jnp, optax, funcnet as fn
       >>> X = jnp.linspace(-1, 1, 32)[:, None]; Y = 3 * X
       >>> loss_fn = lambda w, b: jnp.mean((b[0] * w - b[1]) ** 2)
@@ -867,7 +867,7 @@ def accuracy(logits, labels) -> jax.Array:
       labels: integer classes ``(...)``, one-hot ``(..., K)``, or for K = 1 targets
         ``(..., 1)`` / ``(...)`` in {0, 1}.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp, funcnet as fn
       >>> print(round(float(fn.accuracy(jnp.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), jnp.array([0, 1, 1]))), 4))
       0.6667
