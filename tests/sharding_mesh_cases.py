@@ -2,7 +2,7 @@
 
 ``tests/test_sharding.py`` runs this file in a subprocess with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=8 JAX_PLATFORMS=cpu``, so the rest of the suite keeps
-one device; in the normal (one-device) session every test here is skipped.
+one device; the file is not named test_*.py, so the normal (one-device) session does not collect it.
 
 Reference: the same computation with plain ``jax.jit`` on one device (device 0, uncommitted inputs).
 Tolerance: float32, rtol=1e-5, atol=1e-6: sharding only changes the order in which the gradient's
