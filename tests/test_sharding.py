@@ -41,7 +41,7 @@ def test_eight_device_suite():
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     m = re.search(r"(\d+) passed", out)
-    assert m and int(m.group(1)) >= 20 and "skipped" not in out, out[-3000:]
+    assert m and int(m.group(1)) >= 18 and "skipped" not in out, out[-3000:]
 
 
 def test_public_module_exports():
