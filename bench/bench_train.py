@@ -411,6 +411,9 @@ def compiled_cost(sizes, bs: int, opt_name: str) -> dict:
             epoch, _ = _train._build_epoch(_train._scalar_loss(loss_fn), opt, n=n, bs=bs, drop_last=False,
                                            on_nonfinite=mode, metrics={}, has_val=False, lr_path=None)
             out[col] = cost(epoch.lower(params, state, (X, Y), None, key))
+        out["note"] = ("XLA counts the scan body once, so the fit column adds its once-per-epoch work to one step: "
+                       "in on_nonfinite='stop' mode a snapshot of params + optimizer state and one finite check "
+                       "per epoch (amortized over the epoch's steps); its per-step body is the fit_ignore figure")
     except Exception as e:  # private API moved: report, do not fail
         out["fit"] = {"unavailable": f"{type(e).__name__}: {e}"}
     return out
