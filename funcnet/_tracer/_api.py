@@ -64,8 +64,8 @@ class _Forward:
     def traced(self, value):
         return isinstance(value, Box) and value.trace == self.trace_id
 
-    def grads(self, roots, cts) -> list:
-        leaves = backward(roots, cts) if roots else {}
+    def grads(self, roots, cts, release: bool = False) -> list:
+        leaves = backward(roots, cts, release=release) if roots else {}
         result = []
         for boxes, tdef in zip(self.inputs, self.defs):
             gs = []
@@ -130,7 +130,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
             fw.out = out
         out = _scalar_output(fw, "tracer.grad")
         if fw.traced(out):
-            gs = fw.grads([out], [_one(out.value)])
+            gs = fw.grads([out], [_one(out.value)], release=True)
             value = out.value
         else:
             gs = fw.grads([], [])

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import sys
+from sys import getrefcount
 from typing import Any, Callable
 
 import numpy as np
@@ -103,6 +105,8 @@ class Box:
 
 
 _SEQ = itertools.count()
+# getrefcount counts every reference up to 3.13; 3.14 may borrow references from the stack
+_EXACT_REFCOUNTS = sys.version_info < (3, 14)
 _NO_KWARGS: dict = {}
 
 
@@ -124,7 +128,7 @@ class Primitive:
     arguments, the result is boxed for the innermost trace and the application recorded.
     """
 
-    __slots__ = ("fun", "name", "vjps", "argnum_vjp", "broadcasts", "differentiable")
+    __slots__ = ("fun", "name", "vjps", "argnum_vjp", "broadcasts", "differentiable", "uses_ans")
 
     def __init__(self, fun: Callable, name: str | None = None):
         self.fun = fun
@@ -133,6 +137,7 @@ class Primitive:
         self.argnum_vjp: Callable = self._no_rule  # or one rule taking the argnum first
         self.broadcasts = False              # elementwise n-ary: undo broadcasting of cotangents
         self.differentiable = True
+        self.uses_ans = True                 # False: no rule reads ``ans`` (lets grad free it early)
 
     def __repr__(self) -> str:
         return f"<tracer primitive {self.name}>"
@@ -216,7 +221,7 @@ def toposort(roots) -> list:
     return [seen[s] for s in sorted(seen, reverse=True)]
 
 
-def backward(roots, cotangents, record: Callable | None = None) -> dict:
+def backward(roots, cotangents, record: Callable | None = None, release: bool = False) -> dict:
     """Reverse-mode sweep from ``roots`` (boxes of one trace) seeded with ``cotangents``.
 
     Nodes are visited in decreasing creation order (a max-heap on ``seq``), which is a
@@ -228,6 +233,15 @@ def backward(roots, cotangents, record: Callable | None = None) -> dict:
     Returns ``{box.seq: cotangent}`` for every reached input box (a box without a
     primitive). ``record(event, ...)`` (optional) sees every step; used by
     :func:`funcnet.tracer.trace`.
+
+    ``release=True`` (used by ``grad``, whose graph is used once) spends the graph as
+    it goes: each processed node drops its links to its parents and arguments, so a
+    forward value is freed as soon as the last node that needs it has been
+    differentiated, and a node whose rules never read ``ans`` (``Primitive.uses_ans``)
+    and that nothing outside this loop can reach has its value freed before its rules
+    run. Peak memory then stays close to a hand-written backprop's, and large buffers
+    are reused by the allocator instead of being returned to the OS and faulted back.
+    Boxes the caller still holds keep their values.
     """
     from funcnet._tracer._unbroadcast import unbroadcast
 
@@ -254,6 +268,10 @@ def backward(roots, cotangents, record: Callable | None = None) -> dict:
             continue
         rules, broadcasts = prim.vjps, prim.broadcasts
         raw, ans, kw = node.raw, node.value, node.kwargs
+        if release and not prim.uses_ans and _EXACT_REFCOUNTS and getrefcount(node) == 2:
+            # no one else can reach this box and its rules never read its value: free it now,
+            # before the rules allocate (a box seen only by this loop dies at the next pop anyway)
+            node.value = ans = None
         for i, a in enumerate((node.p0, node.p1) + node.more):
             if a is None:
                 continue  # a constant, or a box of an outer trace
@@ -264,10 +282,8 @@ def backward(roots, cotangents, record: Callable | None = None) -> dict:
                 if rule is None:
                     prim._no_rule(i)
                 c = rule(g, ans, *raw) if kw is None else rule(g, ans, *raw, **kw)
-            if broadcasts:
-                r = raw[i]
-                if getattr(c, "shape", ()) != getattr(r, "shape", ()):
-                    c = unbroadcast(c, r)
+            if broadcasts and getattr(c, "shape", ()) != getattr(raw[i], "shape", ()):
+                c = unbroadcast(c, raw[i])
             s = a.seq
             prev = cts.get(s)
             if prev is None:
@@ -277,4 +293,9 @@ def backward(roots, cotangents, record: Callable | None = None) -> dict:
                 cts[s] = prev + c
             if record is not None:
                 record("edge", node, a, i, c, prev)
+        if release:
+            # the graph above this node is spent: unlink it, so that each forward value is
+            # freed as soon as its last consumer has been differentiated
+            node.raw, node.kwargs, node.p0, node.p1, node.more = (), None, None, None, ()
+            a = c = prev = None  # nor may this loop's locals keep a parent or a value alive
     return leaves

@@ -239,7 +239,8 @@ defvjp(cos, lambda g, ans, x: -(g * sin(x)))
 defvjp(tan, lambda g, ans, x: g * (1.0 + ans * ans))
 defvjp(sinh, lambda g, ans, x: g * cosh(x))
 defvjp(cosh, lambda g, ans, x: g * sinh(x))
-defvjp(tanh, lambda g, ans, x: g * (1.0 - ans * ans))
+# g·(1 − ans²), ordered so that NumPy reuses one temporary in place (temporary elision)
+defvjp(tanh, lambda g, ans, x: -((ans * ans - 1.0) * g))
 defvjp(arctan, lambda g, ans, x: g / (1.0 + x * x))
 defvjp(abs, lambda g, ans, x: where(np.asarray(_strip(x)) >= 0, g, -g))
 defvjp(sign, lambda g, ans, x: g * 0.0)
@@ -286,3 +287,8 @@ defvjp(scatter_add, lambda g, ans, h, idx, shape: getitem(g, idx))
 defvjp_argnum(concat, _concat_vjp)
 defvjp_argnum(stack, _stack_vjp)
 defvjp(astype, lambda g, ans, x, dtype: astype(g, _dtype(x)))
+
+# rules above that never read ``ans``: grad may free those outputs before running them
+for _p in (negative, add, subtract, multiply, matmul, where, sum, mean, reshape, permute_dims,
+           broadcast_to, getitem, scatter_add, concat, stack, astype):
+    _p.uses_ans = False
