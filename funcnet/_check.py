@@ -558,51 +558,30 @@ def _diagnose(f, args, argnums) -> str | None:
 
 def _first_bad_node(f, args, argnums) -> str | None:
     from funcnet import tracer
-    # The replay needs, per node, the primitive's plain function, its arguments and which of them are
-    # parent nodes; the public Graph does not carry those, so they come from the engine's boxes.
-    from funcnet._tracer._api import _Forward
-    from funcnet._tracer._engine import strip, toposort
 
     argnums_t = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     graph = tracer.trace(f, *args, argnums=argnums_t)
-    fw = _Forward(f, list(args), argnums_t, {})
-    out = fw.out
-    inputs = [b for boxes in fw.inputs for b in boxes]
-    ops = [b for b in toposort([out])[::-1] if b.prim is not None]
-    boxes = inputs + ops  # the order of graph.nodes (inputs, then a topological order)
-    if len(boxes) != len(graph.nodes):
-        return f"(no diagnosis: the graph has {len(graph.nodes)} nodes but the replay found {len(boxes)})"
-    pos = {b.seq: k for k, b in enumerate(boxes)}
-    base = {b.seq: np.asarray(strip(b.value)) for b in boxes}
+    base = [np.asarray(n.value) for n in graph.nodes]
 
     def replay(k: int, delta) -> float:
-        vals = dict(base)
-        vals[boxes[k].seq] = base[boxes[k].seq] + delta
-        for b in boxes[k + 1:]:
-            if b.prim is None:
-                continue
-            a = list(b.raw)
-            for i, parent in b.parents:
-                a[i] = vals[parent.seq]
-            vals[b.seq] = np.asarray(b.prim.fun(*a, **(b.kwargs or {})))
-        return float(vals[out.seq])
+        return float(graph.replay({k: base[k] + delta}))
 
     rng = np.random.default_rng(0)
-    f0 = float(base[out.seq])
-    for k in range(len(boxes) - 1, -1, -1):
-        node, v = graph.nodes[k], base[boxes[k].seq]
+    f0 = float(base[graph.nodes.index(graph.output)])
+    for k in range(len(graph.nodes) - 1, -1, -1):
+        node, v = graph.nodes[k], base[k]
         if not np.issubdtype(v.dtype, np.floating):
             continue
         r = rng.standard_normal(v.shape)
         h = default_step(np.float64) * max(1.0, float(np.max(np.abs(v), initial=0.0)))
         fd = (replay(k, h * r) - replay(k, -h * r)) / (2 * h)
-        g = 0.0 if node.grad is None else np.asarray(strip(node.grad), dtype=np.float64)
+        g = 0.0 if node.grad is None else np.asarray(node.grad, dtype=np.float64)
         tr = float(np.sum(g * r))
         if abs(fd - tr) <= 1e-5 * max(abs(fd), abs(tr)) + 1e-6 * max(1.0, abs(f0)):
             continue
-        consumers = [(graph.nodes[pos[b.seq]], b) for b in ops if any(p is boxes[k] for _, p in b.parents)]
+        consumers = graph.consumers(k)
         desc = "input" if node.op == "input" else f"{node.op}({', '.join(node.inputs)})"
-        used = "; ".join(f"{c.name} = {c.op}({', '.join(c.inputs)})" for c, _ in consumers) or "none"
+        used = "; ".join(f"{c.name} = {c.op}({', '.join(c.inputs)})" for c in consumers) or "none"
         return (f"{node.name} = {desc}, shape {v.shape}: the tracer's gradient d{graph.output.name}/d{node.name} "
                 f"disagrees with finite differences along a random direction ({tr:.6g} vs {fd:.6g}) while every "
                 f"node after it agrees; suspect the derivative rule of its consumer(s): {used}")

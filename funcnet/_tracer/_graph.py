@@ -27,12 +27,14 @@ def _fmt(v) -> str:
 class Node:
     """One value in a recorded graph: its name, operation, inputs, value and gradient."""
 
-    __slots__ = ("name", "op", "inputs", "value", "grad", "local")
+    __slots__ = ("name", "op", "inputs", "value", "grad", "local", "_replay")
 
     def __init__(self, name, op, inputs, value):
         self.name, self.op, self.inputs, self.value = name, op, inputs, value
         self.grad = None
         self.local: dict[int, Any] = {}  # argnum -> local derivative (VJP of a ones cotangent)
+        # for Graph.replay: (plain function, plain arguments, kwargs, {argnum: index of the parent node})
+        self._replay: tuple | None = None
 
     def __repr__(self):
         return f"Node({self.name} = {self.op}({', '.join(self.inputs)}) = {_fmt(self.value)})"
@@ -55,6 +57,54 @@ class Graph:
             if n.name == name:
                 return n
         raise KeyError(f"no node named {name!r}; nodes are {[n.name for n in self.nodes]}")
+
+    def _index(self, key) -> int:
+        if isinstance(key, Node):
+            for k, n in enumerate(self.nodes):
+                if n is key:
+                    return k
+            raise KeyError(f"{key!r} is not a node of this graph")
+        if isinstance(key, str):
+            return self.nodes.index(self[key])
+        if isinstance(key, (int, np.integer)) and -len(self.nodes) <= key < len(self.nodes):
+            return int(key) % len(self.nodes)
+        raise KeyError(f"expected a Node of this graph, a node name or an index below {len(self.nodes)}; got {key!r}")
+
+    def consumers(self, node) -> list[Node]:
+        """The nodes that take ``node`` (a :class:`Node`, its name or its index) as an argument."""
+        k = self._index(node)
+        return [n for n in self.nodes if n._replay is not None and k in n._replay[3].values()]
+
+    def replay(self, overrides: dict) -> np.ndarray:
+        """The output recomputed with some node values replaced, on plain NumPy values.
+
+        ``overrides`` maps nodes (a :class:`Node`, its name or its index in ``nodes``) to
+        new values of the same shape. Every node downstream of a replaced one is
+        recomputed with its primitive's NumPy function and the recorded constant
+        arguments; the others keep their recorded values. Nothing is traced, and the
+        graph is not changed. Useful to probe the recorded function around a point,
+        e.g. a finite difference with respect to an intermediate value.
+
+        Example:
+          >>> from funcnet import tracer
+          >>> g = tracer.trace(lambda x, y: tracer.name(x * y, "q") + 1.0, 2.0, 3.0)
+          >>> float(g.replay({"q": 10.0})), float(g.replay({"x": 4.0}))
+          (11.0, 13.0)
+        """
+        new = {self._index(k): np.asarray(strip(v)) for k, v in overrides.items()}
+        vals = [np.asarray(strip(n.value)) for n in self.nodes]
+        dirty = set(new)
+        for k, n in enumerate(self.nodes):
+            if k in new:
+                vals[k] = new[k]
+            elif n._replay is not None and dirty.intersection(n._replay[3].values()):
+                fun, args, kwargs, parents = n._replay
+                a = list(args)
+                for i, p in parents.items():
+                    a[i] = vals[p]
+                vals[k] = np.asarray(fun(*a, **kwargs))
+                dirty.add(k)
+        return vals[self.nodes.index(self.output)]
 
     def text(self) -> str:
         """The explanation printed by :meth:`explain`, as a string."""
@@ -154,6 +204,8 @@ def trace(f: Callable, *args, argnums=None) -> Graph:
         for i, r in enumerate(b.raw):
             inputs.append(names.get(parents[i].seq, "?") if i in parents else _fmt(r))
         node = Node(label, b.prim.name, inputs, b.value)
+        node._replay = (b.prim.fun, tuple(strip(r) for r in b.raw), dict(b.kwargs or {}),
+                        {i: p.seq for i, p in b.parents})  # parent seqs, made indices below
         ones = np.ones_like(np.asarray(strip(b.value)))
         kw = b.kwargs or {}
         for i, parent in b.parents:
@@ -195,4 +247,9 @@ def trace(f: Callable, *args, argnums=None) -> Graph:
     backward([out], [_one(out.value)], record=record)
     seq_order = [b.seq for boxes in fw.inputs for b in boxes] + [b.seq for b in order if b.prim is not None]
     graph_nodes = [nodes[s] for s in seq_order]
+    index = {s: k for k, s in enumerate(seq_order)}
+    for n in graph_nodes:
+        if n._replay is not None:
+            fun, raw, kw, parents = n._replay
+            n._replay = (fun, raw, kw, {i: index[s] for i, s in parents.items()})
     return Graph(graph_nodes, nodes[out.seq], steps)
