@@ -46,6 +46,16 @@ def _as_images(images, image_shape):
     return arr
 
 
+
+def _save(plt, fig, path, *, dpi: int) -> pathlib.Path:
+    """Lay out, write ``fig`` as ``path`` (creating its folder), close it; return the path."""
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
 def image_grid(
     images,
     labels: Optional[Sequence[str]] = None,
@@ -103,12 +113,7 @@ def image_grid(
                 ax.set_title(str(labels[i]), fontsize=9)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, dpi=80)
 
 
 def plot_objective(history, path=None, *, labels: Optional[Sequence[str]] = None, title: str = "objective",
@@ -140,9 +145,4 @@ def plot_objective(history, path=None, *, labels: Optional[Sequence[str]] = None
     ax.set_title(title)
     if labels is not None:
         ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, dpi=90)
