@@ -35,6 +35,7 @@ def run(
     project: Optional[Callable[[Any], Any]] = None,
     key=None,
     final_value: bool = True,
+    values: bool = True,
 ):
     """Optimize ``objective(x, key) -> scalar`` over x from ``x0``; traceable (call it inside ``jit``).
 
@@ -49,10 +50,13 @@ def run(
       project: applied to x0 and after every step.
       key: PRNG key split into one key per step, or ``None``.
       final_value: also evaluate f at the last iterate.
+      values: record the objective values. With ``False`` only the gradient is formed at each step (no
+        forward reduction that only the value needs) and ``history`` is ``None``.
 
     Returns:
       ``(x, history)``: the last iterate and the objective values f(x_0), ..., f(x_{steps-1}) (the values
-      the gradients were taken at), followed by f(x_steps) when ``final_value``.
+      the gradients were taken at), followed by f(x_steps) when ``final_value``; ``history`` is ``None``
+      when ``values`` is ``False``.
     """
     sign = -1.0 if maximize else 1.0
     if project is not None:
@@ -64,14 +68,19 @@ def run(
 
     def step(carry, k):
         x, state = carry
-        value, g = jax.value_and_grad(loss)(x, k)
+        if values:
+            value, g = jax.value_and_grad(loss)(x, k)
+        else:
+            value, g = None, jax.grad(loss)(x, k)
         u, state = tx.update(g, state, x)
         x = jax.tree.map(lambda xi, ui: xi + jnp.asarray(scale, xi.dtype) * ui.astype(xi.dtype), x, u)
         if project is not None:
             x = project(x)
-        return (x, state), sign * value
+        return (x, state), None if value is None else sign * value
 
     (x, _), history = jax.lax.scan(step, (x0, tx.init(x0)), None if keys is None else keys[:-1], length=steps)
+    if not values:
+        return x, None
     if final_value:
         last = objective(x, None if keys is None else keys[-1])
         history = jnp.concatenate([history, jnp.reshape(last, (1,)).astype(history.dtype)])

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from funcnet import _activations
-from funcnet._inputs import _engine, _regularizers
+from funcnet._inputs import _engine, _frozen, _regularizers
 
 __all__ = ["visualize_units"]
 
@@ -55,6 +55,7 @@ class _Config:
     init_scale: float
     regularizers: tuple
     has_init: bool
+    with_history: bool
 
 
 # ------------------------------------------------------------------ parametrization x = ρ(u)
@@ -98,8 +99,8 @@ def _jitter(cfg: _Config, x, key):
     return jnp.roll(x, shifts, axis=axes)
 
 
-def _unit_value(cfg: _Config, params, x, unit):
-    acts = cfg.model.activations(params, jnp.reshape(x, (-1,)))
+def _unit_value(cfg: _Config, activations, x, unit):
+    acts = activations(jnp.reshape(x, (-1,)))
     layer = acts[cfg.layer]
     if cfg.objective == "activation":
         v = layer["a"]
@@ -126,14 +127,16 @@ def _visualize_jit(params, units, key, x_init, *, cfg: _Config):
     if cfg.value_range is not None and cfg.parametrization == "clip":
         project = functools.partial(jnp.clip, min=cfg.value_range[0], max=cfg.value_range[1])
 
+    activations = _frozen.frozen_activations(cfg.model, params)   # Wᵀ made once, outside the loop
+
     def one_unit(unit, u_start, k):
         def objective(u, k_step):
             x = _to_x(cfg, u)
             seen = _jitter(cfg, x, k_step) if cfg.jitter else x
-            return _unit_value(cfg, params, seen, unit) - _penalty(cfg, x)
+            return _unit_value(cfg, activations, seen, unit) - _penalty(cfg, x)
 
         u, hist = _engine.run(objective, u_start, steps=cfg.steps, tx=cfg.tx, maximize=True, project=project,
-                              key=k if cfg.jitter else None)
+                              key=k if cfg.jitter else None, values=cfg.with_history)
         return _to_x(cfg, u), hist
 
     return jax.vmap(one_unit)(units, u0, jax.random.split(k_steps, n))
@@ -304,7 +307,7 @@ def visualize_units(
         l1=_hashable_float(l1, "l1"), l2=_hashable_float(l2, "l2"), tv=_hashable_float(tv, "tv"),
         blur=_hashable_float(blur, "blur"), blur_sigma=_hashable_float(blur_sigma, "blur_sigma"), jitter=jitter,
         value_range=value_range, parametrization=parametrization, init_scale=_hashable_float(init_scale, "init_scale"),
-        regularizers=regs, has_init=init is not None,
+        regularizers=regs, has_init=init is not None, with_history=bool(return_history),
     )
     for (_, r) in regs:
         from funcnet._inputs._optimize import check_scalar_objective
