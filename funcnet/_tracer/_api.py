@@ -16,6 +16,8 @@ __all__ = ["grad", "value_and_grad", "vjp", "stop_gradient", "no_grad", "defvjp"
 
 
 def _check_leaf(leaf, where: str):
+    if type(leaf) is np.ndarray and leaf.dtype.kind in "fc":
+        return
     dtype = np.result_type(strip(leaf))
     if not np.issubdtype(dtype, np.inexact):
         raise TypeError(
@@ -44,8 +46,12 @@ class _Forward:
 
     __slots__ = ("trace_id", "out", "inputs", "defs")
 
-    def __init__(self, f, args, argnums, kwargs):
+    def __init__(self, f, args, argnums, kwargs, overwrite: bool = False):
+        outermost = STATE.depth == 0
         self.trace_id = tid = new_trace()
+        old = STATE.overwrite
+        if overwrite and outermost:
+            STATE.overwrite = tid   # grad's graph is used once: spent temporaries may be reused
         try:
             args = list(args)
             self.inputs, self.defs = [], []
@@ -59,6 +65,7 @@ class _Forward:
                 self.defs.append(tdef)
             self.out = f(*args, **kwargs)
         finally:
+            STATE.overwrite = old
             end_trace(tid)
 
     def traced(self, value):
@@ -123,7 +130,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
     @functools.wraps(f)
     def vg(*args, **kwargs):
         nums = _argnums_tuple(argnums, len(args))
-        fw = _Forward(f, args, nums, kwargs)
+        fw = _Forward(f, args, nums, kwargs, overwrite=True)
         aux = None
         if has_aux:
             out, aux = fw.out

@@ -29,7 +29,7 @@ __all__ = ["Box", "Primitive", "primitive", "apply2", "backward", "new_trace", "
 
 
 class _State:
-    __slots__ = ("depth", "enabled", "ids", "stack", "top")
+    __slots__ = ("depth", "enabled", "ids", "stack", "top", "overwrite")
 
     def __init__(self):
         self.depth = 0          # number of traces currently recording
@@ -37,6 +37,7 @@ class _State:
         self.ids = itertools.count(1)
         self.stack = [0]        # ids of the live traces, innermost last
         self.top = 0
+        self.overwrite = 0      # id of the trace whose spent temporaries may be overwritten (see apply2)
 
 
 STATE = _State()
@@ -128,7 +129,7 @@ class Primitive:
     arguments, the result is boxed for the innermost trace and the application recorded.
     """
 
-    __slots__ = ("fun", "name", "vjps", "argnum_vjp", "broadcasts", "differentiable", "uses_ans")
+    __slots__ = ("fun", "name", "vjps", "argnum_vjp", "broadcasts", "differentiable", "uses_ans", "into")
 
     def __init__(self, fun: Callable, name: str | None = None):
         self.fun = fun
@@ -138,6 +139,8 @@ class Primitive:
         self.broadcasts = False              # elementwise n-ary: undo broadcasting of cotangents
         self.differentiable = True
         self.uses_ans = True                 # False: no rule reads ``ans`` (lets grad free it early)
+        self.into = None                     # ``into(x, y)`` computes ``fun(x, y)`` in x's buffer, when the
+        #                                      rules read only x's shape (see apply2)
 
     def __repr__(self) -> str:
         return f"<tracer primitive {self.name}>"
@@ -150,10 +153,12 @@ class Primitive:
         )
 
     def __call__(self, *args, **kwargs):
+        st = STATE
+        if st.depth == 0 and st.enabled:
+            return self.fun(*args, **kwargs)    # nothing records (e.g. rules run by grad's backward pass)
         n = len(args)
         if n == 2:
             return apply2(self, args[0], args[1], kwargs)
-        st = STATE
         if n == 1 and st.depth == 1 and st.enabled:
             # the common case, one live trace: unbox, call fun, box the answer
             x = args[0]
@@ -199,8 +204,42 @@ def apply2(prim: Primitive, x, y, kwargs=None):
             return prim._call((x, y), kwargs or {})
         if kwargs:
             return Box(prim.fun(*raw, **kwargs), top, prim, raw, kwargs, p0, p1)
+        if st.overwrite == top and prim.into is not None and p0 is not None and _spent(x, raw[1]):
+            # ``(a @ w) + b`` under grad: nothing can read a @ w any more, so b is added in its buffer
+            # (what NumPy's temporary elision does for plain arrays): one fewer large array per layer
+            return Box(prim.into(raw[0], raw[1]), top, prim, raw, None, p0, p1)
         return Box(prim.fun(*raw), top, prim, raw, None, p0, p1)
     return prim._call((x, y), kwargs or {})
+
+
+_SPENT_MIN_BYTES = 1 << 16
+# References to a temporary left operand along the operator path ``tmp + y`` (CPython <= 3.13): the
+# caller's evaluation stack, ``self`` of the Box operator, ``x`` and ``p0`` of apply2, ``x`` of _spent and
+# getrefcount's argument. A box that anything else holds (a variable, another node) has more; so does
+# one passed through ``Primitive.__call__`` with a variable (its ``args`` tuple adds one).
+_SPENT_BOX_REFS = 6
+# ... and to its array: ``box.value``, the new node's ``raw``, ``xv`` of _spent, getrefcount's argument.
+_SPENT_ARRAY_REFS = 4
+
+
+def _spent(x: Box, y) -> bool:
+    """Whether ``x``'s value may be overwritten by ``x (op) y``: no one can read it again.
+
+    True only when the box is a temporary that nothing else holds (not a variable, not a parent of
+    another node), its array is referenced by the box alone, its rule never reads its own value
+    (``uses_ans``), and ``y`` keeps the result's shape and dtype equal to ``x``'s (a scalar, or an
+    array of ``x``'s dtype whose shape is a suffix of ``x``'s, like a bias).
+    """
+    if not _EXACT_REFCOUNTS or x.prim is None or x.prim.uses_ans:
+        return False
+    xv = x.value
+    if type(xv) is not np.ndarray or xv.base is not None or xv.nbytes < _SPENT_MIN_BYTES:
+        return False
+    if getrefcount(x) > _SPENT_BOX_REFS or getrefcount(xv) > _SPENT_ARRAY_REFS or not xv.flags.writeable:
+        return False
+    if type(y) is np.ndarray:
+        return y.dtype == xv.dtype and y.ndim <= xv.ndim and y.shape == xv.shape[xv.ndim - y.ndim:]
+    return type(y) is float and xv.dtype.kind == "f"
 
 
 def primitive(fun: Callable, name: str | None = None) -> Primitive:

@@ -92,6 +92,8 @@ square = _ufunc(np.square)
 
 add = _ufunc(np.add, fun=operator.add)
 subtract = _ufunc(np.subtract, fun=operator.sub)
+add.into = lambda x, y: np.add(x, y, out=x)              # their rules read only the operands' shapes
+subtract.into = lambda x, y: np.subtract(x, y, out=x)
 multiply = _ufunc(np.multiply, fun=operator.mul)
 divide = _ufunc(np.divide, "divide", operator.truediv)
 power = _ufunc(np.power, "pow", operator.pow)
@@ -189,7 +191,9 @@ def _unbroadcast(g, like):
 def _matmul_vjp(argnum, g, ans, x, y):
     xs, ys = _shape(x), _shape(y)
     if len(xs) == 2 and len(ys) == 2:           # the common case, without reshapes
-        return g @ _swap_last(y) if argnum == 0 else _swap_last(x) @ g
+        if argnum == 0:
+            return g @ (y.T if type(y) is np.ndarray else _swap_last(y))
+        return (x.T if type(x) is np.ndarray else _swap_last(x)) @ g
     # promote 1-D operands to matrices as matmul does, then undo
     x2 = reshape(x, (1,) + xs) if len(xs) == 1 else x
     y2 = reshape(y, ys + (1,)) if len(ys) == 1 else y
@@ -239,8 +243,8 @@ defvjp(cos, lambda g, ans, x: -(g * sin(x)))
 defvjp(tan, lambda g, ans, x: g * (1.0 + ans * ans))
 defvjp(sinh, lambda g, ans, x: g * cosh(x))
 defvjp(cosh, lambda g, ans, x: g * sinh(x))
-# g·(1 − ans²), ordered so that NumPy reuses one temporary in place (temporary elision)
-defvjp(tanh, lambda g, ans, x: -((ans * ans - 1.0) * g))
+# g·(1 − ans²): two passes over the temporary ans², which NumPy reuses in place (temporary elision)
+defvjp(tanh, lambda g, ans, x: g * (1.0 - ans * ans))
 defvjp(arctan, lambda g, ans, x: g / (1.0 + x * x))
 defvjp(abs, lambda g, ans, x: where(np.asarray(_strip(x)) >= 0, g, -g))
 defvjp(sign, lambda g, ans, x: g * 0.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from funcnet._tracer import _rules
 
 __all__ = ["unbroadcast"]
@@ -26,6 +28,8 @@ def unbroadcast(g, like):
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1
     )
+    if type(g) is np.ndarray:                   # plain values (grad's backward pass): no dispatch
+        return g.sum(axis=axes).reshape(shape) if axes else g.reshape(shape)
     if axes:
         g = _rules.sum(g, axis=axes)
     if getattr(g, "shape", ()) != shape:
