@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Union
 
-from funcnet._namespace import array_namespace
+from funcnet._namespace import array_namespace, constant
 
 Activation = Callable[[Any], Any]
 ActivationSpec = Union[str, Activation, None]
@@ -80,14 +80,14 @@ def log_softmax(z):
     Shapes: (..., K) -> (..., K). Finite for logits of any magnitude.
     """
     xp = array_namespace(z)
-    shifted = z - xp.max(z, axis=-1, keepdims=True)
+    shifted = z - xp.max(constant(xp, z), axis=-1, keepdims=True)   # the shift cancels: held constant
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
 
 def softmax(z):
     r"""softmax over the last axis: e^{z_k} / Σ_j e^{z_j}. Shapes: (..., K) -> (..., K)."""
     xp = array_namespace(z)
-    e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
+    e = xp.exp(z - xp.max(constant(xp, z), axis=-1, keepdims=True))
     return e / xp.sum(e, axis=-1, keepdims=True)
 
 

@@ -18,19 +18,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["array_namespace"]
+__all__ = ["array_namespace", "constant"]
 
 
-def _leaves(tree: Any):
-    stack = [tree]
+def _leaves(tree: Any) -> list:
+    out, stack = [], [tree]
     while stack:
         node = stack.pop()
-        if isinstance(node, dict):
+        t = type(node)
+        if t is dict or (t is not np.ndarray and isinstance(node, dict)):
             stack.extend(node.values())
-        elif isinstance(node, (list, tuple)):
+        elif t is list or t is tuple or (t is not np.ndarray and isinstance(node, (list, tuple))):
             stack.extend(node)
         elif node is not None:
-            yield node
+            out.append(node)
+    return out
 
 
 def _namespace_of(leaf: Any) -> types.ModuleType | Any | None:
@@ -54,6 +56,8 @@ def array_namespace(*trees: Any):
     other = None
     has_jax = False
     for leaf in _leaves(trees):
+        if type(leaf) is np.ndarray:
+            continue
         ns = _namespace_of(leaf)
         if ns is None or ns is np:
             continue
@@ -74,3 +78,22 @@ def array_namespace(*trees: Any):
 
         return jnp
     return np
+
+
+def constant(xp, x):
+    """``x`` held constant for differentiation in namespace ``xp`` (JAX, funcnet's tracer); NumPy passes it through.
+
+    For shifts whose gradient cancels exactly, such as the maximum subtracted in log-sum-exp: the
+    function's value does not depend on the shift, so holding it fixed gives the same derivatives of
+    every order while the autodiff skips the shift's branch (``jax.nn.log_softmax`` does the same).
+    """
+    if xp is np:
+        return x
+    stop = getattr(xp, "stop_gradient", None)      # funcnet's tracer namespace (an extension)
+    if stop is not None:
+        return stop(x)
+    if getattr(xp, "__name__", "").startswith("jax"):
+        import jax
+
+        return jax.lax.stop_gradient(x)
+    return x

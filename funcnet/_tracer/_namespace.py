@@ -28,7 +28,8 @@ def _plain(x):
 
 
 def _shape(x):
-    return getattr(x, "shape", np.shape(x))
+    shape = getattr(x, "shape", None)
+    return np.shape(x) if shape is None else shape
 
 
 def _norm_axis(axis, ndim):
@@ -201,6 +202,7 @@ def _make_namespace():
         concat=concat, concatenate=concat, stack=stack, clip=clip, tensordot=tensordot, vecdot=vecdot,
         logsumexp=logsumexp, absolute=R.abs, pow=R.power, power=R.power, true_divide=R.divide,
         positive=lambda x: x,
+        stop_gradient=strip,    # an extension of the standard: x held constant (see funcnet._namespace.constant)
     )
     for k, v in composite.items():
         setattr(ns, k, v)
@@ -327,6 +329,11 @@ def _binop(prim, reverse=False):
     return lambda self, other: apply2(prim, self, other)
 
 
+def _value_shape(self):
+    v = strip(self)
+    return v.shape if type(v) is np.ndarray else np.shape(v)
+
+
 def _cmp(op):
     return lambda self, other: op(strip(self), strip(other))
 
@@ -362,8 +369,8 @@ _METHODS = dict(
     __array__=_to_array, __array_ufunc__=_array_ufunc, __array_function__=_array_function,
     __array_namespace__=lambda self, api_version=None: namespace,
     __repr__=_repr,
-    shape=property(lambda self: np.shape(strip(self))),
-    ndim=property(lambda self: np.ndim(strip(self))),
+    shape=property(_value_shape),
+    ndim=property(lambda self: len(_value_shape(self))),
     size=property(lambda self: int(np.size(strip(self)))),
     dtype=property(lambda self: np.result_type(strip(self))),
     T=property(lambda self: transpose(self)),
