@@ -148,3 +148,18 @@ def test_log_softmax_skips_the_max_branch_and_matches_jax():
     with jax.enable_x64(True):
         ref = jax.grad(lambda z: jnp.sum(jax.nn.log_softmax(z)[:, 2]))(jnp.asarray(z))
     np.testing.assert_allclose(g, np.asarray(ref), rtol=1e-12, atol=1e-14)
+
+
+def test_fused_log_softmax_node_has_jax_first_and_second_derivatives():
+    # Traced values take log_softmax as one primitive (rule g - softmax(z) Σg); its Hessian must match too.
+    z = RNG.normal(size=(3, 6))
+    w = RNG.normal(size=(3, 6))
+    graph = tracer.trace(lambda z: np.sum(fn.activations.log_softmax(z) * w), z)
+    assert [n.op for n in graph.nodes if n.op != "input"][0] == "log_softmax"
+    f = lambda z, xp=np: xp.sum(fn.activations.log_softmax(z) ** 2 * w)
+    v = RNG.normal(size=(3, 6))
+    got = tracer.grad(lambda z: np.sum(tracer.grad(f)(z) * v))(z)
+    with jax.enable_x64(True):
+        h = jax.hessian(lambda z: f(z, jnp))(jnp.asarray(z))
+        ref = jnp.tensordot(h, jnp.asarray(v), axes=([2, 3], [0, 1]))
+    np.testing.assert_allclose(got, np.asarray(ref), rtol=1e-10, atol=1e-12)

@@ -204,7 +204,8 @@ def apply2(prim: Primitive, x, y, kwargs=None):
             return prim._call((x, y), kwargs or {})
         if kwargs:
             return Box(prim.fun(*raw, **kwargs), top, prim, raw, kwargs, p0, p1)
-        if st.overwrite == top and prim.into is not None and p0 is not None and _spent(x, raw[1]):
+        if (st.overwrite == top and prim.into is not None and p0 is not None
+                and type(raw[0]) is np.ndarray and raw[0].nbytes >= _SPENT_MIN_BYTES and _spent(x, raw[1])):
             # ``(a @ w) + b`` under grad: nothing can read a @ w any more, so b is added in its buffer
             # (what NumPy's temporary elision does for plain arrays): one fewer large array per layer
             return Box(prim.into(raw[0], raw[1]), top, prim, raw, None, p0, p1)
@@ -232,8 +233,8 @@ def _spent(x: Box, y) -> bool:
     """
     if not _EXACT_REFCOUNTS or x.prim is None or x.prim.uses_ans:
         return False
-    xv = x.value
-    if type(xv) is not np.ndarray or xv.base is not None or xv.nbytes < _SPENT_MIN_BYTES:
+    xv = x.value                             # an array of at least _SPENT_MIN_BYTES (checked by apply2)
+    if xv.base is not None:
         return False
     if getrefcount(x) > _SPENT_BOX_REFS or getrefcount(xv) > _SPENT_ARRAY_REFS or not xv.flags.writeable:
         return False

@@ -107,6 +107,17 @@ mean = _prim(lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims
 max = _prim(lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims), "max")  # noqa: A001
 min = _prim(lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims), "min")  # noqa: A001
 
+
+
+def _log_softmax_fun(x, axis=-1):
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+# One node for z - log Σ exp(z) (funcnet.activations.log_softmax uses it on traced values): its rule is
+# the softmax cross-entropy delta of the lectures, g - softmax(z) Σ g, instead of six composed rules.
+log_softmax = _prim(_log_softmax_fun, "log_softmax")
+
 reshape = _prim(lambda x, shape: np.reshape(x, shape), "reshape")
 permute_dims = _prim(lambda x, axes: np.transpose(x, axes), "permute_dims")
 broadcast_to = _prim(lambda x, shape: np.broadcast_to(x, shape), "broadcast_to")
@@ -283,6 +294,7 @@ def _chooser_vjp(g, ans, x, axis=None, keepdims=False):
 defvjp(max, _chooser_vjp)
 defvjp(min, _chooser_vjp)
 
+defvjp(log_softmax, lambda g, ans, x, axis=-1: g - exp(ans) * sum(g, axis=axis, keepdims=True))
 defvjp(reshape, lambda g, ans, x, shape: reshape(g, _shape(x)))
 defvjp(permute_dims, lambda g, ans, x, axes: permute_dims(g, tuple(np.argsort(axes))))
 defvjp(broadcast_to, lambda g, ans, x, shape: _unbroadcast(g, x))
