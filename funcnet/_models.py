@@ -15,6 +15,7 @@ h(x) = g2(W2 g1(W1 x + b1) + b2) with the weights stored transposed
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, Sequence
 
@@ -52,6 +53,10 @@ class MLP:
     output_activation: Any
     init_scheme: Any
 
+    @functools.cached_property
+    def _param_shapes(self) -> tuple:
+        return tuple(((i, o), (o,)) for i, o in zip(self.sizes[:-1], self.sizes[1:]))
+
     @property
     def num_layers(self) -> int:
         """Number of weight layers L (``len(sizes) - 1``)."""
@@ -87,7 +92,14 @@ class MLP:
     # ----------------------------------------------------------- validation
     def check_params(self, params: Any) -> None:
         """Raise ``ValueError`` unless ``params`` is a list of ``{"w", "b"}`` dicts of this model's shapes."""
-        expected = [((i, o), (o,)) for i, o in zip(self.sizes[:-1], self.sizes[1:])]
+        expected = self._param_shapes
+        if type(params) is list and len(params) == len(expected):     # the common case, checked quickly
+            try:
+                if all(type(layer) is dict and len(layer) == 2 and layer["w"].shape == ws and layer["b"].shape == bs
+                       for layer, (ws, bs) in zip(params, expected)):
+                    return
+            except (KeyError, AttributeError):
+                pass                                                  # described below
         if not isinstance(params, (list, tuple)) or len(params) != len(expected):
             got = f"{type(params).__name__} of length {len(params)}" if isinstance(params, (list, tuple)) else type(params).__name__
             raise ValueError(

@@ -35,6 +35,12 @@ def _leaves(tree: Any) -> list:
     return out
 
 
+# type -> (namespace, is_jax) for array types whose namespace depends on the type alone (NumPy, JAX
+# arrays and tracers, funcnet's tracer boxes): array_namespace runs on every forward pass, so its
+# per-leaf cost is paid per call.
+_BY_TYPE: dict = {}
+
+
 def _namespace_of(leaf: Any) -> types.ModuleType | Any | None:
     get = getattr(leaf, "__array_namespace__", None)
     if get is not None:
@@ -42,6 +48,20 @@ def _namespace_of(leaf: Any) -> types.ModuleType | Any | None:
     if isinstance(leaf, np.generic):
         return np
     return None
+
+
+def _classify(leaf: Any):
+    t = type(leaf)
+    hit = _BY_TYPE.get(t)
+    if hit is not None:
+        return hit
+    ns = _namespace_of(leaf)
+    if ns is None or ns is np:
+        return (np, False)  # not cached: Python scalars and NumPy values need no lookup
+    hit = (ns, getattr(ns, "__name__", "").startswith("jax"))
+    if hit[1] or getattr(ns, "__name__", "") == "funcnet.tracer.numpy":
+        _BY_TYPE[t] = hit
+    return hit
 
 
 def array_namespace(*trees: Any):
@@ -58,11 +78,10 @@ def array_namespace(*trees: Any):
     for leaf in _leaves(trees):
         if type(leaf) is np.ndarray:
             continue
-        ns = _namespace_of(leaf)
-        if ns is None or ns is np:
+        ns, is_jax = _classify(leaf)
+        if ns is np:
             continue
-        name = getattr(ns, "__name__", "")
-        if name.startswith("jax"):
+        if is_jax:
             has_jax = True
         elif other is None:
             other = ns

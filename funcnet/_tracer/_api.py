@@ -103,6 +103,8 @@ def _as_like(g, x):
 def _scalar_output(fw: _Forward, who: str):
     out = fw.out
     raw = strip(out)
+    if type(raw) in (np.float64, np.float32) or (type(raw) is np.ndarray and raw.shape == () and raw.dtype.kind == "f"):
+        return out                               # the common case: a real float scalar
     shape = np.shape(raw)
     if shape != ():
         raise TypeError(
@@ -117,7 +119,8 @@ def _scalar_output(fw: _Forward, who: str):
 
 def _one(value):
     raw = strip(value)
-    return np.ones((), dtype=np.result_type(raw))[()]
+    dtype = getattr(raw, "dtype", None)
+    return dtype.type(1) if dtype is not None else np.ones((), dtype=np.result_type(raw))[()]
 
 
 def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:

@@ -102,10 +102,25 @@ minimum = _ufunc(np.minimum)
 matmul = _ufunc(np.matmul, fun=operator.matmul)
 where = _prim(np.where, "where")
 
-sum = _prim(lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims), "sum")  # noqa: A001
-mean = _prim(lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims), "mean")
-max = _prim(lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims), "max")  # noqa: A001
-min = _prim(lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims), "min")  # noqa: A001
+def _reduction(ufunc, generic):
+    # float arrays go straight to the ufunc's reduce (what np.sum/np.max call, minus their Python wrapper)
+    def fun(x, axis=None, keepdims=False):
+        if type(x) is np.ndarray and x.dtype.kind == "f":
+            return ufunc.reduce(x, axis=axis, keepdims=keepdims)
+        return generic(x, axis=axis, keepdims=keepdims)
+    return fun
+
+
+def _mean_fun(x, axis=None, keepdims=False):
+    if type(x) is np.ndarray and x.dtype.kind == "f" and x.dtype.itemsize >= 4:   # np.mean: float16 sums in float32
+        return np.add.reduce(x, axis=axis, keepdims=keepdims) / _count(x, axis)
+    return np.mean(x, axis=axis, keepdims=keepdims)
+
+
+sum = _prim(_reduction(np.add, np.sum), "sum")  # noqa: A001
+mean = _prim(_mean_fun, "mean")
+max = _prim(_reduction(np.maximum, np.max), "max")  # noqa: A001
+min = _prim(_reduction(np.minimum, np.min), "min")  # noqa: A001
 
 
 
