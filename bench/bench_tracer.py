@@ -21,8 +21,12 @@ Prints Markdown tables and writes <results>/tracer.json (with "table" and "targe
 
 from __future__ import annotations
 
+import argparse
 import gc
+import json
+import os
 import resource
+import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
@@ -216,31 +220,67 @@ def target(name, limit, value, met, note=""):
     return {"name": name, "target": limit, "value": value, "met": met, "note": note}
 
 
+def measure_mlp(batches, repeats, sample_s, deadline, *, with_autograd, budget):
+    """Interleaved timings of the MLP gradient per batch size, and page faults per call."""
+    rng = np.random.default_rng(0)
+    params = make_params(rng)
+    mlp, faults = {}, {}
+    tg, ag = tracer.grad(loss_funcnet), autograd.grad(loss_autograd)
+    for b in batches:
+        if deadline.left() < 0.35 * budget:  # keep the rest of the budget for the chain
+            break
+        x, y = rng.normal(size=(b, SIZES[0])), rng.integers(0, SIZES[2], size=b)
+        check_agreement(params, x, y)
+        fns = {"numpy": lambda: grad_numpy(params, x, y), "tracer": lambda: tg(params, x, y)}
+        if with_autograd:
+            fns["autograd"] = lambda: ag(params, x, y)
+        mlp[b] = interleaved(fns, repeats, sample_s)
+        faults[b] = {"numpy": minor_faults_per_call(lambda: grad_numpy(params, x, y), 10),
+                     "tracer": minor_faults_per_call(lambda: tg(params, x, y), 10)}
+    return mlp, faults
+
+
+# glibc: never give freed heap memory back to the OS, never mmap arrays (both 256 MiB thresholds)
+STEADY_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(1 << 28), "MALLOC_MMAP_THRESHOLD_": str(1 << 28)}
+
+
+def steady_allocator_mlp(args) -> dict | None:
+    """The MLP comparison again, in a child process with STEADY_MALLOC set (NumPy and tracer alike)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--mlp-child", "--budget", str(0.6 * args.budget)]
+    if args.quick:
+        cmd.append("--quick")
+    try:
+        out = subprocess.run(cmd, env={**os.environ, **STEADY_MALLOC}, capture_output=True, text=True,
+                             timeout=args.budget, check=True).stdout
+        child = json.loads(out.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError) as e:
+        print(f"steady-allocator run failed: {e}", file=sys.stderr)
+        return None
+    return {"env": STEADY_MALLOC, "mlp": child["mlp"], "faults": child["faults"]}
+
+
 # ------------------------------------------------------------------------ main
 def main():
     ap = C.arg_parser(__doc__.splitlines()[0], budget=100.0)
+    ap.add_argument("--mlp-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     deadline = C.Deadline(args.budget)
     repeats = 3 if args.quick else 9
     batches = (16, 128) if args.quick else (16, 64, 128, 256, 512)
     sample_s = 0.02 if args.quick else 0.15
     n_ops = 2_000 if args.quick else N_OPS
-    rng = np.random.default_rng(0)
-    params = make_params(rng)
     assert gc.isenabled(), "the benchmark measures with the garbage collector on"
 
-    # ---- MLP
-    mlp, faults = {}, {}
-    tg, ag = tracer.grad(loss_funcnet), autograd.grad(loss_autograd)
-    for b in batches:
-        if deadline.left() < 0.35 * args.budget:  # keep the rest of the budget for the chain
-            break
-        x, y = rng.normal(size=(b, SIZES[0])), rng.integers(0, SIZES[2], size=b)
-        check_agreement(params, x, y)
-        mlp[b] = interleaved({"numpy": lambda: grad_numpy(params, x, y), "tracer": lambda: tg(params, x, y),
-                              "autograd": lambda: ag(params, x, y)}, repeats, sample_s)
-        faults[b] = {"numpy": minor_faults_per_call(lambda: grad_numpy(params, x, y), 10),
-                     "tracer": minor_faults_per_call(lambda: tg(params, x, y), 10)}
+    if args.mlp_child:
+        mlp, faults = measure_mlp(batches, repeats, sample_s, deadline, with_autograd=False, budget=args.budget)
+        print(json.dumps({"mlp": {str(b): r for b, r in mlp.items()}, "faults": {str(b): f for b, f in faults.items()}}))
+        return
+
+    # ---- MLP, as the process starts (default allocator settings) ...
+    mlp, faults = measure_mlp(batches, repeats, sample_s, deadline, with_autograd=True, budget=args.budget)
+    # ... and in a child process where glibc neither trims the heap nor mmaps large arrays, so that no method
+    # pays page faults (which of the two does under the defaults depends on the process's allocation history)
+    steady = steady_allocator_mlp(args) if not deadline.passed else None
 
     # ---- scalar chain
     g = grad_tracer_chain(1.0, n_ops)
@@ -272,6 +312,15 @@ def main():
                       "autograd": round(ms(r["autograd"]), 3),
                       "autograd / tracer": round(C.ratio(r["autograd"], r["tracer"]), 3),
                       "page faults per call (tracer / NumPy)": f"{faults[b]['tracer']:.0f} / {faults[b]['numpy']:.0f}"})
+    if steady is not None:
+        for b, r in steady["mlp"].items():
+            f = steady["faults"][b]
+            table.append({"task": f"MLP {'-'.join(map(str, SIZES))} grad, ms", "setting": f"batch {b}, no heap trimming",
+                          "funcnet.tracer": round(ms(r["tracer"]), 3), "reference": "hand-written NumPy",
+                          "reference value": round(ms(r["numpy"]), 3),
+                          "tracer / reference": round(C.ratio(r["tracer"], r["numpy"]), 3),
+                          "ratio of fastest samples": round(r["tracer"]["min"] / r["numpy"]["min"], 3),
+                          "page faults per call (tracer / NumPy)": f"{f['tracer']:.0f} / {f['numpy']:.0f}"})
     for setting, r in (("gc on", chain_on), ("gc off", chain_off)):
         row = {"task": f"scalar chain of {n_ops} ops, µs/op", "setting": setting,
                "funcnet.tracer": round(us(r["tracer"]), 3), "reference": "micrograd-style Value",
@@ -293,14 +342,15 @@ def main():
                       "reference value": round(m, 2), "tracer / reference": round(t / m, 3) if m else None})
 
     targets = []
-    for b in (128, 256, 512):
-        if b in mlp or not args.quick:
-            r = mlp.get(b)
-            v = round(C.ratio(r["tracer"], r["numpy"]), 3) if r else None
-            targets.append(target(f"tracer.grad MLP / hand-written NumPy, batch {b}", "<= 1.1x", v,
-                                  (v <= 1.1) if v is not None else None,
-                                  f"same-run interleaved medians; fastest samples {r['tracer']['min'] / r['numpy']['min']:.3f}"
-                                  if r else "not measured (budget)"))
+    for label, runs in (("", mlp), (", no heap trimming", (steady or {}).get("mlp", {}))):
+        for b in (128, 256, 512):
+            if b in mlp or not args.quick:
+                r = runs.get(b, runs.get(str(b)))
+                v = round(C.ratio(r["tracer"], r["numpy"]), 3) if r else None
+                targets.append(target(f"tracer.grad MLP / hand-written NumPy, batch {b}{label}", "<= 1.1x", v,
+                                      (v <= 1.1) if v is not None else None,
+                                      f"same-run interleaved medians; fastest samples "
+                                      f"{r['tracer']['min'] / r['numpy']['min']:.3f}" if r else "not measured"))
     worst = min((C.ratio(r["autograd"], r["tracer"]) for r in mlp.values()), default=None)
     targets.append(target("autograd / tracer.grad MLP, every batch size", "> 1x",
                           round(worst, 3) if worst is not None else None,
@@ -319,6 +369,7 @@ def main():
     payload = {"repeats": repeats, "sample_seconds": sample_s,
                "mlp": {str(b): r for b, r in mlp.items()},
                "mlp_minor_faults_per_call": {str(b): v for b, v in faults.items()},
+               "mlp_no_heap_trimming": steady,
                "scalar_chain": {"ops": n_ops, "gc_on": chain_on, "gc_off": chain_off, "autograd_gc_on": auto_on,
                                 "gc_collections_per_grad": counts, "forward_footprint": footprint},
                "table": table, "targets": targets}

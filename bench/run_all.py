@@ -35,7 +35,7 @@ import _common as C  # noqa: E402
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 DOC = C.REPO_ROOT / "docs" / "performance.md"
 # Hard timeouts in seconds (full run): 300 + 180 + 105 per other script (4 of them: 900 s, 15 minutes, at worst).
-TIMEOUTS = {"train": 300, "coldstart": 180}
+TIMEOUTS = {"train": 300, "coldstart": 180, "tracer": 200}
 DEFAULT_TIMEOUT = 105
 QUICK_TIMEOUT = 180
 # Run first: the most load-sensitive measurements, on the quietest machine.
