@@ -44,7 +44,8 @@ def test_temporary_plus_bias_is_computed_in_place_and_gradients_match_jax(overwr
         return xp.sum(xp.tanh(A @ w + b) ** 2)
 
     value, g = tracer.value_and_grad(f, argnums=(0, 1))(W, B)
-    assert overwrites == [(64, 128)]
+    # (Python >= 3.14 may borrow references, so reference counts are not trusted there and nothing is reused)
+    assert overwrites == ([(64, 128)] if _engine._EXACT_REFCOUNTS else [])
     np.testing.assert_allclose(value, f(W, B), rtol=1e-13)
     _close_to_jax(f, (W, B), g)
 
@@ -55,13 +56,22 @@ def test_mlp_layers_reuse_their_product_buffers(overwrites):
     y = RNG.integers(0, 10, size=64)
     loss = lambda p, xp=np: fn.losses.softmax_cross_entropy(model.apply(p, A), y)
     g = tracer.grad(loss)(params)
-    assert len(overwrites) == 2                      # the (64, 10) output layer is below the size threshold
+    # the (64, 10) output layer is below the size threshold
+    assert len(overwrites) == (2 if _engine._EXACT_REFCOUNTS else 0)
     with jax.enable_x64(True):
         ref = jax.grad(lambda p: fn.losses.softmax_cross_entropy(model.apply(p, jnp.asarray(A)), y))(
             jax.tree.map(jnp.asarray, params))
     for r, gl in zip(ref, g):
         for k in ("w", "b"):
             np.testing.assert_allclose(gl[k], np.asarray(r[k]), rtol=1e-11, atol=1e-13)
+
+
+def test_reference_counts_are_calibrated_on_this_interpreter():
+    # measured when the operators are attached; a held box or array always has more than these
+    if _engine._EXACT_REFCOUNTS:
+        assert _engine._SPENT_BOX_REFS >= 4 and _engine._SPENT_ARRAY_REFS >= 3
+    else:
+        assert (_engine._SPENT_BOX_REFS, _engine._SPENT_ARRAY_REFS) == (0, 0)
 
 
 def test_held_values_are_never_overwritten(overwrites):

@@ -214,13 +214,36 @@ def apply2(prim: Primitive, x, y, kwargs=None):
 
 
 _SPENT_MIN_BYTES = 1 << 16
-# References to a temporary left operand along the operator path ``tmp + y`` (CPython <= 3.13): the
-# caller's evaluation stack, ``self`` of the Box operator, ``x`` and ``p0`` of apply2, ``x`` of _spent and
-# getrefcount's argument. A box that anything else holds (a variable, another node) has more; so does
-# one passed through ``Primitive.__call__`` with a variable (its ``args`` tuple adds one).
-_SPENT_BOX_REFS = 6
-# ... and to its array: ``box.value``, the new node's ``raw``, ``xv`` of _spent, getrefcount's argument.
-_SPENT_ARRAY_REFS = 4
+# References a temporary left operand has when _spent sees it along the operator path ``tmp + y``, and
+# references to its array. On CPython 3.11 these are 6 (the caller's evaluation stack, ``self`` of the
+# Box operator, ``x`` and ``p0`` of apply2, ``x`` of _spent, getrefcount's argument) and 4 (``box.value``,
+# the new node's ``raw``, ``xv`` of _spent, getrefcount's argument); calibrate_spent measures them on
+# the running interpreter when the operators are attached. A box or array that anything else holds (a
+# variable, another node) has more, and so does one passed through ``Primitive.__call__`` (its ``args``
+# tuple). 0 disables the reuse.
+_SPENT_BOX_REFS = 0
+_SPENT_ARRAY_REFS = 0
+
+
+def calibrate_spent(temporary: Callable[[Box], Box]) -> None:
+    """Measure the reference counts _spent compares against, by running ``temporary(box) + 1.0``."""
+    global _SPENT_BOX_REFS, _SPENT_ARRAY_REFS, _spent
+    seen = []
+
+    def probe(x, y):  # the same frame layout as _spent: two parameters, one local for the value
+        xv = x.value
+        seen.append((getrefcount(x), getrefcount(xv)))
+        return False
+
+    real, old = _spent, STATE.overwrite
+    tid = new_trace()
+    try:
+        _spent, STATE.overwrite = probe, tid
+        temporary(Box(np.zeros(_SPENT_MIN_BYTES // 8), tid)) + 1.0
+    finally:
+        _spent, STATE.overwrite = real, old
+        end_trace(tid)
+    _SPENT_BOX_REFS, _SPENT_ARRAY_REFS = seen[0] if len(seen) == 1 and _EXACT_REFCOUNTS else (0, 0)
 
 
 def _spent(x: Box, y) -> bool:

@@ -17,7 +17,7 @@ import types
 
 import numpy as np
 
-from funcnet._tracer import _rules as R
+from funcnet._tracer import _engine, _rules as R
 from funcnet._tracer._engine import STATE, Box, Primitive, apply2, strip
 
 __all__ = ["namespace", "asarray"]
@@ -384,3 +384,7 @@ _METHODS = dict(
 for _k, _v in _METHODS.items():
     setattr(Box, _k, _v)
 del _k, _v
+
+# the in-place reuse of spent temporaries (see _engine.apply2) compares reference counts against the
+# ones a temporary has on this interpreter, measured once the operators exist
+_engine.calibrate_spent(R.negative)
