@@ -143,10 +143,17 @@ class MLP:
         if not hasattr(x, "shape"):
             x = xp.asarray(x)
         self._check_input(x)
+        return self._forward(params, x, _product)
+
+    def _forward(self, params, x, product: Callable) -> list[dict[str, Any]]:
+        """The layer loop of :meth:`activations`, unchecked, with ``product(a, layer)`` giving a·W.
+
+        funcnet.inputs passes a product whose VJP uses a transposed copy of W (weights held fixed).
+        """
         out = []
         a = x
         for layer, g in zip(params, self.layer_activations):
-            z = a @ layer["w"] + layer["b"]
+            z = product(a, layer) + layer["b"]
             a = g(z)
             out.append({"z": z, "a": a})
         return out
@@ -165,6 +172,10 @@ class MLP:
         acts = [_act_name(a) for a in self.hidden_activations]
         return (f"MLP(sizes={list(self.sizes)}, hidden_activations={acts}, "
                 f"output_activation={_act_name(self.output_activation)!r}, init={_act_name(self.init_scheme)!r})")
+
+
+def _product(a, layer):
+    return a @ layer["w"]
 
 
 def mlp(

@@ -35,9 +35,9 @@ def _leaves(tree: Any) -> list:
     return out
 
 
-# type -> (namespace, is_jax) for array types whose namespace depends on the type alone (NumPy, JAX
-# arrays and tracers, funcnet's tracer boxes): array_namespace runs on every forward pass, so its
-# per-leaf cost is paid per call.
+# type -> (namespace, is_jax): array_namespace runs on every forward pass, so each array type's
+# ``__array_namespace__()`` is looked up once (it depends on the type alone for NumPy, JAX arrays and
+# tracers, and funcnet's tracer boxes).
 _BY_TYPE: dict = {}
 
 
@@ -56,11 +56,9 @@ def _classify(leaf: Any):
     if hit is not None:
         return hit
     ns = _namespace_of(leaf)
-    if ns is None or ns is np:
-        return (np, False)  # not cached: Python scalars and NumPy values need no lookup
-    hit = (ns, getattr(ns, "__name__", "").startswith("jax"))
-    if hit[1] or getattr(ns, "__name__", "") == "funcnet.tracer.numpy":
-        _BY_TYPE[t] = hit
+    if ns is None:
+        ns = np                 # Python scalars, None-like leaves
+    hit = _BY_TYPE[t] = (ns, getattr(ns, "__name__", "").startswith("jax"))
     return hit
 
 

@@ -46,15 +46,9 @@ def frozen_activations(model, params) -> Callable[[Any], list]:
 
     if not isinstance(model, MLP) or type(model).activations is not MLP.activations:
         return lambda x: model.activations(params, x)
-    layers = [(layer["w"], layer["w"].T, layer["b"]) for layer in params]
-    acts = model.layer_activations
+    layers = [{**layer, "w_t": layer["w"].T} for layer in params]
+    return lambda x: model._forward(layers, x, _frozen_product)
 
-    def activations(x):
-        out, a = [], x
-        for (w, w_t, b), g in zip(layers, acts):
-            z = frozen_matmul(a, w, w_t) + b
-            a = g(z)
-            out.append({"z": z, "a": a})
-        return out
 
-    return activations
+def _frozen_product(a, layer):
+    return frozen_matmul(a, layer["w"], layer["w_t"])

@@ -123,7 +123,6 @@ max = _prim(_reduction(np.maximum, np.max), "max")  # noqa: A001
 min = _prim(_reduction(np.minimum, np.min), "min")  # noqa: A001
 
 
-
 def _log_softmax_fun(x, axis=-1):
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
