@@ -62,7 +62,7 @@ class MLP:
         """Number of weight layers L (``len(sizes) - 1``)."""
         return len(self.sizes) - 1
 
-    @property
+    @functools.cached_property
     def layer_activations(self) -> tuple[Callable, ...]:
         """The resolved activation function of every layer, output layer last."""
         return tuple(_activations.get(a) for a in (*self.hidden_activations, self.output_activation))
@@ -95,8 +95,11 @@ class MLP:
         expected = self._param_shapes
         if type(params) is list and len(params) == len(expected):     # the common case, checked quickly
             try:
-                if all(type(layer) is dict and len(layer) == 2 and layer["w"].shape == ws and layer["b"].shape == bs
-                       for layer, (ws, bs) in zip(params, expected)):
+                for layer, (ws, bs) in zip(params, expected):
+                    if not (type(layer) is dict and len(layer) == 2 and layer["w"].shape == ws
+                            and layer["b"].shape == bs):
+                        break
+                else:
                     return
             except (KeyError, AttributeError):
                 pass                                                  # described below
@@ -139,9 +142,8 @@ class MLP:
           shape ``(..., n_l)``.
         """
         self.check_params(params)
-        xp = array_namespace(params, x)
         if not hasattr(x, "shape"):
-            x = xp.asarray(x)
+            x = array_namespace(params, x).asarray(x)
         self._check_input(x)
         return self._forward(params, x, _product)
 

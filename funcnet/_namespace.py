@@ -21,20 +21,6 @@ import numpy as np
 __all__ = ["array_namespace", "constant"]
 
 
-def _leaves(tree: Any) -> list:
-    out, stack = [], [tree]
-    while stack:
-        node = stack.pop()
-        t = type(node)
-        if t is dict or (t is not np.ndarray and isinstance(node, dict)):
-            stack.extend(node.values())
-        elif t is list or t is tuple or (t is not np.ndarray and isinstance(node, (list, tuple))):
-            stack.extend(node)
-        elif node is not None:
-            out.append(node)
-    return out
-
-
 # type -> (namespace, is_jax): array_namespace runs on every forward pass, so each array type's
 # ``__array_namespace__()`` is looked up once (it depends on the type alone for NumPy, JAX arrays and
 # tracers, and funcnet's tracer boxes).
@@ -73,10 +59,28 @@ def array_namespace(*trees: Any):
     """
     other = None
     has_jax = False
-    for leaf in _leaves(trees):
-        if type(leaf) is np.ndarray:
+    stack = list(trees)
+    while stack:                  # the array leaves, walked here (this runs on every forward pass)
+        leaf = stack.pop()
+        t = type(leaf)
+        if t is np.ndarray or leaf is None:
             continue
-        ns, is_jax = _classify(leaf)
+        if t is dict:
+            stack.extend(leaf.values())
+            continue
+        if t is list or t is tuple:
+            stack.extend(leaf)
+            continue
+        hit = _BY_TYPE.get(t)
+        if hit is None:
+            if isinstance(leaf, dict):
+                stack.extend(leaf.values())
+                continue
+            if isinstance(leaf, (list, tuple)):
+                stack.extend(leaf)
+                continue
+            hit = _classify(leaf)
+        ns, is_jax = hit
         if ns is np:
             continue
         if is_jax:

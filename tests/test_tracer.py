@@ -172,6 +172,8 @@ SHAPE_OPS = [
     ("softplus", lambda xp, a: fn.activations.softplus(a), (2, 5)),
     ("elu", lambda xp, a: fn.activations.elu(a), (2, 5)),
     ("var", lambda xp, a: xp.var(a, axis=0), (4, 3)),
+    ("softmax_cross_entropy", lambda xp, a: fn.losses.softmax_cross_entropy(a, np.array([1, 4])), (2, 5)),
+    ("softmax_cross_entropy 3-d", lambda xp, a: fn.losses.softmax_cross_entropy(a, np.array([[0, 2, 1], [2, 2, 0]])), (2, 3, 3)),
 ]
 
 
@@ -232,6 +234,7 @@ HESS = [
     ("log_softmax", lambda a: _xp(a).sum(fn.activations.log_softmax(a) * a)),
     ("exp/sqrt/div", lambda a: _xp(a).mean(_xp(a).exp(a) / _xp(a).sqrt(a * a + 1.0))),
     ("broadcast+max", lambda a: _xp(a).sum(_xp(a).max(a[:, None] * a[None, :], axis=1) ** 2)),
+    ("softmax_cross_entropy", lambda a: fn.losses.softmax_cross_entropy(a * a, np.array(1))),
 ]
 
 
@@ -283,6 +286,27 @@ def test_pytree_argnums_and_value_and_grad(rng):
     for a, b in zip(jax.tree.leaves(gp), jax.tree.leaves(rp)):
         assert_close(a, b, RTOL_JAX)
     assert_close(gs, rs, RTOL_JAX)
+
+
+def test_pytree_containers_keep_their_types(rng):
+    # namedtuples, OrderedDicts and None leaves come back as jax.grad returns them
+    import collections
+
+    Layer = collections.namedtuple("Layer", ["w", "b"])
+    p = collections.OrderedDict(first=Layer(rng.normal(size=(3, 2)), rng.normal(size=2)), skip=None,
+                                scale=(rng.normal(size=()),))
+
+    def f(p, xp=np):
+        h = xp.tanh(xp.ones(3) @ p["first"].w + p["first"].b)
+        return xp.sum(h * h) * p["scale"][0]
+
+    g = tracer.grad(f)(p)
+    with jax.enable_x64(True):
+        ref = jax.grad(lambda q: f(q, jnp))(jax.tree.map(jnp.asarray, p))
+    assert type(g) is collections.OrderedDict and type(g["first"]) is Layer and g["skip"] is None
+    assert jax.tree.structure(g) == jax.tree.structure(ref)
+    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(ref)):
+        assert_close(a, b, RTOL_JAX)
 
 
 def test_vjp_non_scalar_output(rng):

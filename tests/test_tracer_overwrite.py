@@ -200,3 +200,38 @@ def test_fused_log_softmax_node_has_jax_first_and_second_derivatives():
         h = jax.hessian(lambda z: f(z, jnp))(jnp.asarray(z))
         ref = jnp.tensordot(h, jnp.asarray(v), axes=([2, 3], [0, 1]))
     np.testing.assert_allclose(got, np.asarray(ref), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softmax_cross_entropy_is_one_node_with_the_lectures_delta(dtype):
+    # Integer labels on traced logits take one primitive whose rule is (softmax(z) - onehot(y)) / m.
+    z = (RNG.normal(size=(6, 4)) * 20).astype(dtype)
+    y = np.array([0, 3, 1, 3, 2, 0])
+    loss = lambda z: fn.losses.softmax_cross_entropy(z, y)
+    graph = tracer.trace(loss, z)
+    assert [n.op for n in graph.nodes if n.op != "input"] == ["softmax_cross_entropy_with_integer_labels"]
+    value, g = tracer.value_and_grad(loss)(z)
+    z64 = z.astype(np.float64)
+    p = np.exp(z64 - z64.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)                                   # closed form, float64
+    ref_value = -np.mean(np.log(p[np.arange(6), y]))
+    ref_grad = (p - np.eye(4)[y]) / 6
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    assert g.dtype == dtype and np.asarray(value).dtype == dtype
+    np.testing.assert_allclose(float(value), ref_value, rtol=tol)
+    np.testing.assert_allclose(g, ref_grad, rtol=tol, atol=tol)
+
+
+def test_softmax_cross_entropy_node_any_leading_axes_and_second_derivatives():
+    z = RNG.normal(size=(2, 3, 5))
+    y = np.array([[0, 4, 2], [1, 1, 3]])
+    v = RNG.normal(size=(2, 3, 5))
+    f = lambda z, xp=np: fn.losses.softmax_cross_entropy(z * z, y)      # z² so the Hessian has both terms
+    got_g = tracer.grad(f)(z)
+    got_hvp = tracer.grad(lambda z: np.sum(tracer.grad(f)(z) * v))(z)
+    with jax.enable_x64(True):
+        jf = lambda z: fn.losses.softmax_cross_entropy(z * z, jnp.asarray(y))
+        ref_g = jax.grad(jf)(jnp.asarray(z))
+        ref_hvp = jnp.tensordot(jax.hessian(jf)(jnp.asarray(z)), jnp.asarray(v), axes=([3, 4, 5], [0, 1, 2]))
+    np.testing.assert_allclose(got_g, np.asarray(ref_g), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got_hvp, np.asarray(ref_hvp), rtol=1e-10, atol=1e-12)

@@ -10,7 +10,7 @@ import numpy as np
 
 from funcnet._tracer import _engine, _namespace, _rules
 from funcnet._tracer._engine import STATE, Box, Primitive, backward, end_trace, new_trace, strip
-from funcnet._tracer._tree import flatten, unflatten
+from funcnet._tracer._tree import flatten, map_leaves, unflatten
 
 __all__ = ["grad", "value_and_grad", "vjp", "stop_gradient", "no_grad", "defvjp", "name", "primitive"]
 
@@ -34,6 +34,8 @@ def _box_leaf(leaf, trace_id):
 
 
 def _argnums_tuple(argnums, nargs):
+    if type(argnums) is int and 0 <= argnums < nargs:
+        return (argnums,)
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for a in nums:
         if not isinstance(a, int) or not -nargs <= a < nargs:
@@ -41,10 +43,25 @@ def _argnums_tuple(argnums, nargs):
     return tuple(a % nargs for a in nums)
 
 
+def _box_arg(tree, argnum: int, trace_id: int) -> tuple[Any, list]:
+    """``tree`` with every leaf boxed for ``trace_id`` (checked: float leaves only), and the boxes."""
+    boxes: list = []
+
+    def box(leaf):
+        if not (type(leaf) is np.ndarray and leaf.dtype.kind in "fc"):
+            many = len(flatten(tree)[0]) > 1
+            _check_leaf(leaf, f"argument {argnum}" + (f" (leaf {len(boxes)})" if many else ""))
+        b = _box_leaf(leaf, trace_id)
+        boxes.append(b)
+        return b
+
+    return map_leaves(box, tree), boxes
+
+
 class _Forward:
     """The result of running ``f`` with boxed inputs: the output and the input boxes per argnum."""
 
-    __slots__ = ("trace_id", "out", "inputs", "defs")
+    __slots__ = ("trace_id", "out", "inputs", "trees")
 
     def __init__(self, f, args, argnums, kwargs, overwrite: bool = False):
         outermost = STATE.depth == 0
@@ -54,15 +71,11 @@ class _Forward:
             STATE.overwrite = tid   # grad's graph is used once: spent temporaries may be reused
         try:
             args = list(args)
-            self.inputs, self.defs = [], []
+            self.inputs, self.trees = [], []
             for a in argnums:
-                leaves, tdef = flatten(args[a])
-                for i, leaf in enumerate(leaves):
-                    _check_leaf(leaf, f"argument {a}" + (f" (leaf {i})" if len(leaves) > 1 else ""))
-                boxes = [_box_leaf(leaf, tid) for leaf in leaves]
-                args[a] = unflatten(tdef, boxes)
+                args[a], boxes = _box_arg(args[a], a, tid)
                 self.inputs.append(boxes)
-                self.defs.append(tdef)
+                self.trees.append(args[a])
             self.out = f(*args, **kwargs)
         finally:
             STATE.overwrite = old
@@ -73,23 +86,22 @@ class _Forward:
 
     def grads(self, roots, cts, release: bool = False) -> list:
         leaves = backward(roots, cts, release=release) if roots else {}
-        result = []
-        for boxes, tdef in zip(self.inputs, self.defs):
-            gs = []
-            for b in boxes:
-                g = leaves.get(b.seq)
-                x = b.value
-                if g is None:
-                    g = np.zeros_like(strip(x))
-                elif not isinstance(g, Box):
-                    g = _as_like(g, x)
-                gs.append(g)
-            result.append(unflatten(tdef, gs))
-        return result
+
+        def grad_of(b):
+            g = leaves.get(b.seq)
+            if g is None:
+                return np.zeros_like(strip(b.value))
+            if isinstance(g, Box):
+                return g
+            return _as_like(g, b.value)
+
+        return [map_leaves(grad_of, tree) for tree in self.trees]
 
 
 def _as_like(g, x):
     """A fresh, writeable gradient of the input's dtype and array type."""
+    if type(g) is np.ndarray and type(x) is np.ndarray and g.dtype == x.dtype and g.base is None and g.flags.writeable:
+        return g                                  # the common case: a rule's fresh array
     xr = strip(x)
     dtype = getattr(xr, "dtype", None)
     if isinstance(xr, np.ndarray):

@@ -272,6 +272,9 @@ def _unsupported(what: str) -> NotImplementedError:
 
 
 def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    prim = R.UFUNCS.get(ufunc)
+    if prim is not None and method == "__call__" and not kwargs and STATE.depth and STATE.enabled:
+        return prim(*inputs)    # the common case: a differentiable ufunc called on traced values
     if kwargs.get("out") is not None:
         raise TypeError(
             f"numpy.{ufunc.__name__}(..., out=...) would modify a traced value in place; traced values "
@@ -283,7 +286,6 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
         return ufunc(*[strip(a) for a in inputs], **kwargs)
     if not (STATE.depth and STATE.enabled):  # a box outside any live trace is a constant
         return ufunc(*[strip(a) for a in inputs], **kwargs)
-    prim = R.UFUNCS.get(ufunc)
     if prim is None:
         raise _unsupported(f"numpy.{ufunc.__name__}")
     if kwargs:

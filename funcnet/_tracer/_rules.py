@@ -27,7 +27,7 @@ import operator
 
 import numpy as np
 
-from funcnet._tracer._engine import Primitive
+from funcnet._tracer._engine import Box, Primitive
 
 __all__ = ["defvjp", "defvjp_argnum", "PRIMITIVES", "UFUNCS"]
 
@@ -132,6 +132,27 @@ def _log_softmax_fun(x, axis=-1):
 # the softmax cross-entropy delta of the lectures, g - softmax(z) Σ g, instead of six composed rules.
 log_softmax = _prim(_log_softmax_fun, "log_softmax")
 
+
+
+def _sce_rows(z, labels):
+    """Logits as rows ``(n, K)`` and their integer labels ``(n,)``."""
+    if z.ndim == 2 and type(labels) is np.ndarray:
+        return z, labels
+    return z.reshape(-1, z.shape[-1]), np.asarray(labels).reshape(-1)
+
+
+def _sce_fun(z, labels):
+    z2, lab = _sce_rows(z, labels)
+    n = z2.shape[0]
+    s = z2 - np.maximum.reduce(z2, axis=-1, keepdims=True)
+    lse = np.log(np.add.reduce(np.exp(s), axis=-1))
+    return np.add.reduce(lse - s[np.arange(n), lab]) / n
+
+
+# Softmax cross-entropy with integer labels, -(1/n) Σ_i log softmax(z_i)[y_i], as one node (funcnet's
+# losses use it on traced logits): its rule is the lectures' delta (softmax(z) - onehot(y)) g / n.
+softmax_cross_entropy_with_integer_labels = _prim(_sce_fun, "softmax_cross_entropy_with_integer_labels")
+
 reshape = _prim(lambda x, shape: np.reshape(x, shape), "reshape")
 permute_dims = _prim(lambda x, axes: np.transpose(x, axes), "permute_dims")
 broadcast_to = _prim(lambda x, shape: np.broadcast_to(x, shape), "broadcast_to")
@@ -199,6 +220,10 @@ def _half_if_tied(x, ans, other):
 def _strip(x):
     from funcnet._tracer._engine import strip
     return strip(x)
+
+
+def _is_box(x):
+    return isinstance(x, Box)
 
 
 def _swap_last(x):
@@ -309,6 +334,27 @@ defvjp(max, _chooser_vjp)
 defvjp(min, _chooser_vjp)
 
 defvjp(log_softmax, lambda g, ans, x, axis=-1: g - exp(ans) * sum(g, axis=axis, keepdims=True))
+
+
+def _sce_vjp(g, ans, z, labels):
+    if type(z) is np.ndarray and not _is_box(g):
+        # first order (nothing records): softmax, minus 1 at each label, scaled, in one buffer
+        z2, lab = _sce_rows(z, labels)
+        n = z2.shape[0]
+        p = z2 - np.maximum.reduce(z2, axis=-1, keepdims=True)
+        np.exp(p, out=p)
+        p /= np.add.reduce(p, axis=-1, keepdims=True)
+        p[np.arange(n), lab] -= 1.0
+        p *= g / n
+        return p if z2 is z else p.reshape(z.shape)
+    # inside an outer trace: the same formula in recorded primitives (higher derivatives)
+    shape = _shape(z)
+    n = _count(z, None) // shape[-1]
+    onehot = (np.asarray(labels)[..., None] == np.arange(shape[-1])).astype(_dtype(_strip(z)))
+    return (exp(log_softmax(z)) - onehot) * (g / n)
+
+
+defvjp(softmax_cross_entropy_with_integer_labels, _sce_vjp, None)
 defvjp(reshape, lambda g, ans, x, shape: reshape(g, _shape(x)))
 defvjp(permute_dims, lambda g, ans, x, axes: permute_dims(g, tuple(np.argsort(axes))))
 defvjp(broadcast_to, lambda g, ans, x, shape: _unbroadcast(g, x))
@@ -320,5 +366,5 @@ defvjp(astype, lambda g, ans, x, dtype: astype(g, _dtype(x)))
 
 # rules above that never read ``ans``: grad may free those outputs before running them
 for _p in (negative, add, subtract, multiply, matmul, where, sum, mean, reshape, permute_dims,
-           broadcast_to, getitem, scatter_add, concat, stack, astype):
+           broadcast_to, getitem, scatter_add, concat, stack, astype, softmax_cross_entropy_with_integer_labels):
     _p.uses_ans = False

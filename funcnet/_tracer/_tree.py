@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["flatten", "unflatten", "leaf_paths"]
+__all__ = ["flatten", "unflatten", "map_leaves", "leaf_paths"]
 
 _LEAF = object()
 
@@ -46,6 +46,27 @@ def _unflatten(d, it):
 
 def unflatten(treedef: Any, leaves) -> Any:
     return _unflatten(treedef, iter(leaves))
+
+
+def map_leaves(f, tree: Any) -> Any:
+    """``unflatten(d, [f(leaf) for leaf in leaves])`` for ``leaves, d = flatten(tree)``, in one pass.
+
+    Plain lists, dicts and tuples (what parameters usually are) are rebuilt directly; any other
+    container goes through flatten/unflatten. ``f`` sees the leaves in ``flatten`` order.
+    """
+    t = type(tree)
+    if t is list:
+        return [map_leaves(f, v) for v in tree]
+    if t is dict:
+        return {k: map_leaves(f, v) for k, v in tree.items()}
+    if t is tuple:
+        return tuple([map_leaves(f, v) for v in tree])
+    if tree is None:
+        return None
+    if isinstance(tree, (dict, list, tuple)):
+        leaves, d = flatten(tree)
+        return unflatten(d, [f(leaf) for leaf in leaves])
+    return f(tree)
 
 
 def _paths(t, p, out):

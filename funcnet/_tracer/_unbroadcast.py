@@ -29,7 +29,9 @@ def unbroadcast(g, like):
         lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1
     )
     if type(g) is np.ndarray:                   # plain values (grad's backward pass): no dispatch
-        return g.sum(axis=axes).reshape(shape) if axes else g.reshape(shape)
+        if axes:
+            g = g.sum(axis=axes)
+        return g if g.shape == shape else g.reshape(shape)
     if axes:
         g = _rules.sum(g, axis=axes)
     if getattr(g, "shape", ()) != shape:
