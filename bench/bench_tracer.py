@@ -26,8 +26,10 @@ import gc
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -240,6 +242,36 @@ def measure_mlp(batches, repeats, sample_s, deadline, *, with_autograd, budget):
     return mlp, faults
 
 
+def measure_fixed_cost(repeats: int) -> dict:
+    """The per-call cost that does not scale with the batch: both methods on a 4-3-2 tanh network.
+
+    Timed in a hot loop and right after one hand-written MLP gradient at batch 128 (BLAS work that evicts the
+    interpreter's caches, as it does between the Python steps of the large MLP), per call, in µs.
+    """
+    rng = np.random.default_rng(1)
+    tiny = [{"w": rng.normal(size=(4, 3)), "b": np.zeros(3)}, {"w": rng.normal(size=(3, 2)), "b": np.zeros(2)}]
+    model = fn.mlp([4, 3, 2], activation="tanh")
+    loss = lambda p, x, y: fn.losses.softmax_cross_entropy(model.apply(p, x), y)  # noqa: E731
+    tg = tracer.grad(loss)
+    xs, ys = rng.normal(size=(8, 4)), rng.integers(0, 2, size=8)
+    big = make_params(rng)
+    xb, yb = rng.normal(size=(128, SIZES[0])), rng.integers(0, SIZES[2], size=128)
+    fns = {"numpy": lambda: grad_numpy(tiny, xs, ys), "tracer": lambda: tg(tiny, xs, ys)}
+    out = {}
+    for k, f in fns.items():
+        hot, cold = [], []
+        for _ in range(20 * repeats):
+            t = time.perf_counter()
+            f()
+            hot.append(time.perf_counter() - t)
+            grad_numpy(big, xb, yb)
+            t = time.perf_counter()
+            f()
+            cold.append(time.perf_counter() - t)
+        out[k] = {"hot_us": 1e6 * statistics.median(hot), "after_blas_us": 1e6 * statistics.median(cold)}
+    return out
+
+
 # glibc: never give freed heap memory back to the OS, never mmap arrays (both 256 MiB thresholds)
 STEADY_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(1 << 28), "MALLOC_MMAP_THRESHOLD_": str(1 << 28)}
 
@@ -282,6 +314,8 @@ def main():
     # pays page faults (which of the two does under the defaults depends on the process's allocation history)
     steady = steady_allocator_mlp(args) if not deadline.passed else None
 
+    fixed = measure_fixed_cost(repeats) if not deadline.passed else None
+
     # ---- scalar chain
     g = grad_tracer_chain(1.0, n_ops)
     assert abs(float(g) - 1.0001 ** (n_ops // 2)) < 1e-9 and abs(grad_micrograd(1.0, n_ops) - float(g)) < 1e-9
@@ -321,6 +355,12 @@ def main():
                           "tracer / reference": round(C.ratio(r["tracer"], r["numpy"]), 3),
                           "ratio of fastest samples": round(r["tracer"]["min"] / r["numpy"]["min"], 3),
                           "page faults per call (tracer / NumPy)": f"{f['tracer']:.0f} / {f['numpy']:.0f}"})
+    if fixed is not None:
+        for key, setting in (("hot_us", "hot loop"), ("after_blas_us", "right after a batch-128 MLP gradient")):
+            table.append({"task": "fixed cost per call: 4-3-2 network, µs", "setting": setting,
+                          "funcnet.tracer": round(fixed["tracer"][key], 1), "reference": "hand-written NumPy",
+                          "reference value": round(fixed["numpy"][key], 1),
+                          "tracer / reference": round(fixed["tracer"][key] / fixed["numpy"][key], 3)})
     for setting, r in (("gc on", chain_on), ("gc off", chain_off)):
         row = {"task": f"scalar chain of {n_ops} ops, µs/op", "setting": setting,
                "funcnet.tracer": round(us(r["tracer"]), 3), "reference": "micrograd-style Value",
@@ -369,7 +409,7 @@ def main():
     payload = {"repeats": repeats, "sample_seconds": sample_s,
                "mlp": {str(b): r for b, r in mlp.items()},
                "mlp_minor_faults_per_call": {str(b): v for b, v in faults.items()},
-               "mlp_no_heap_trimming": steady,
+               "mlp_no_heap_trimming": steady, "fixed_cost_per_call": fixed,
                "scalar_chain": {"ops": n_ops, "gc_on": chain_on, "gc_off": chain_off, "autograd_gc_on": auto_on,
                                 "gc_collections_per_grad": counts, "forward_footprint": footprint},
                "table": table, "targets": targets}
