@@ -89,7 +89,12 @@ def softmax_cross_entropy(logits, labels):
         fused = getattr(xp, "softmax_cross_entropy_with_integer_labels", None)
         if fused is not None:   # a namespace with its own primitive (funcnet's tracer): one node, one rule
             return fused(logits, labels)
+        logp = _activations.log_softmax(logits)
+        take = getattr(xp, "take_along_axis", None)
+        if take is not None:    # pick log p[y] (a gather, as optax does): no one-hot product to differentiate
+            return -xp.mean(take(logp, labels[..., None], axis=-1))
         onehot = (labels[..., None] == array_namespace(labels).arange(k)).astype(logits.dtype)
+        return xp.mean(-xp.sum(onehot * logp, axis=-1))
     else:
         if yshape != lshape:
             raise ValueError(

@@ -66,6 +66,22 @@ def test_softmax_cross_entropy_int_and_onehot():
         np.testing.assert_allclose(fn.losses.softmax_cross_entropy(z1, jnp.array(2)), want, rtol=1e-14)
 
 
+def test_softmax_cross_entropy_integer_labels_under_jit_vmap_and_leading_axes():
+    # integer labels pick log p[y] with a gather; the one-hot targets path is the independent reference
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(5)
+        z = jnp.asarray(rng.normal(size=(3, 4, 6)) * 2)
+        y = jnp.asarray(rng.integers(0, 6, size=(3, 4)))
+        onehot = jax.nn.one_hot(y, 6, dtype=jnp.float64)
+        ref = fn.losses.softmax_cross_entropy(z, onehot)
+        got = jax.jit(fn.losses.softmax_cross_entropy)(z, y)                      # labels traced
+        np.testing.assert_allclose(got, ref, rtol=1e-13)
+        per_row = jax.vmap(fn.losses.softmax_cross_entropy)(z, y)
+        np.testing.assert_allclose(per_row, jax.vmap(fn.losses.softmax_cross_entropy)(z, onehot), rtol=1e-13)
+        g = jax.jit(jax.grad(fn.losses.softmax_cross_entropy))(z, y)
+        np.testing.assert_allclose(g, (jax.nn.softmax(z) - onehot) / 12, rtol=1e-12, atol=1e-15)
+
+
 def test_softmax_cross_entropy_is_stable_for_huge_logits():
     z = jnp.array([[1e4, 0.0, -1e4], [0.0, 1e4, 0.0]], jnp.float32)
     y = jnp.array([0, 0])
