@@ -133,7 +133,6 @@ def _log_softmax_fun(x, axis=-1):
 log_softmax = _prim(_log_softmax_fun, "log_softmax")
 
 
-
 def _sce_rows(z, labels):
     """Logits as rows ``(n, K)`` and their integer labels ``(n,)``."""
     if z.ndim == 2 and type(labels) is np.ndarray:
