@@ -61,14 +61,17 @@ def _box_arg(tree, argnum: int, trace_id: int) -> tuple[Any, list]:
 class _Forward:
     """The result of running ``f`` with boxed inputs: the output and the input boxes per argnum."""
 
-    __slots__ = ("trace_id", "out", "inputs", "trees")
+    __slots__ = ("trace_id", "out", "inputs", "trees", "releasable")
 
     def __init__(self, f, args, argnums, kwargs, overwrite: bool = False):
         outermost = STATE.depth == 0
         self.trace_id = tid = new_trace()
-        old = STATE.overwrite
+        old, old_list = STATE.overwrite, STATE.releasable
+        self.releasable = None
         if overwrite and outermost:
-            STATE.overwrite = tid   # grad's graph is used once: spent temporaries may be reused
+            # grad's graph is used once: spent temporaries may be reused, unread values released
+            STATE.overwrite, STATE.releasable = tid, []
+            self.releasable = STATE.releasable
         try:
             args = list(args)
             self.inputs, self.trees = [], []
@@ -78,7 +81,7 @@ class _Forward:
                 self.trees.append(args[a])
             self.out = f(*args, **kwargs)
         finally:
-            STATE.overwrite = old
+            STATE.overwrite, STATE.releasable = old, old_list
             end_trace(tid)
 
     def traced(self, value):
@@ -151,6 +154,9 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
             out, aux = fw.out
             fw.out = out
         out = _scalar_output(fw, "tracer.grad")
+        if fw.releasable:
+            _engine.release_forward(fw.releasable, out)
+            fw.releasable = None
         if fw.traced(out):
             gs = fw.grads([out], [_one(out.value)], release=True)
             value = out.value

@@ -29,7 +29,7 @@ __all__ = ["Box", "Primitive", "primitive", "apply2", "backward", "new_trace", "
 
 
 class _State:
-    __slots__ = ("depth", "enabled", "ids", "stack", "top", "overwrite")
+    __slots__ = ("depth", "enabled", "ids", "stack", "top", "overwrite", "releasable")
 
     def __init__(self):
         self.depth = 0          # number of traces currently recording
@@ -38,6 +38,7 @@ class _State:
         self.stack = [0]        # ids of the live traces, innermost last
         self.top = 0
         self.overwrite = 0      # id of the trace whose spent temporaries may be overwritten (see apply2)
+        self.releasable = None  # that trace's boxes whose rules never read their value (see release_forward)
 
 
 STATE = _State()
@@ -84,7 +85,7 @@ class Box:
     10,000 tracked objects, not 20,000 or 30,000, and collections come that much less often.
     """
 
-    __slots__ = ("value", "trace", "prim", "raw", "kwargs", "p0", "p1", "more", "seq", "label")
+    __slots__ = ("value", "trace", "prim", "raw", "kwargs", "p0", "p1", "more", "seq", "label", "uses")
 
     def __init__(self, value, trace, prim=None, raw=(), kwargs=None, p0=None, p1=None, more=()):
         self.value = value
@@ -96,6 +97,7 @@ class Box:
         self.p1 = p1
         self.more = more
         self.seq = next(_SEQ)
+        self.uses = 0           # nodes of grad's graph that have this box as a parent (see release_forward)
 
     @property
     def parents(self) -> tuple:
@@ -129,7 +131,8 @@ class Primitive:
     arguments, the result is boxed for the innermost trace and the application recorded.
     """
 
-    __slots__ = ("fun", "name", "vjps", "argnum_vjp", "broadcasts", "differentiable", "uses_ans", "into")
+    __slots__ = ("fun", "name", "vjps", "argnum_vjp", "broadcasts", "differentiable", "uses_ans", "uses_args",
+                 "into")
 
     def __init__(self, fun: Callable, name: str | None = None):
         self.fun = fun
@@ -139,6 +142,7 @@ class Primitive:
         self.broadcasts = False              # elementwise n-ary: undo broadcasting of cotangents
         self.differentiable = True
         self.uses_ans = True                 # False: no rule reads ``ans`` (lets grad free it early)
+        self.uses_args = True                # False: the rules read no argument's value ("shape": only shapes)
         self.into = None                     # ``into(x, y)`` computes ``fun(x, y)`` in x's buffer, when the
         #                                      rules read only x's shape (see apply2)
 
@@ -163,6 +167,8 @@ class Primitive:
             # the common case, one live trace: unbox, call fun, box the answer
             x = args[0]
             if type(x) is Box and x.trace == st.top:
+                if st.overwrite == x.trace:
+                    return _record_spent_graph(self, self.fun(x.value, **kwargs), x.trace, (x.value,), kwargs, x, None)
                 raw = (x.value,)
                 return Box(self.fun(*raw, **kwargs), x.trace, self, raw, kwargs or None, x)
         return self._call(args, kwargs)
@@ -202,15 +208,74 @@ def apply2(prim: Primitive, x, y, kwargs=None):
             p0, p1, raw = None, y, (x, y.value)
         else:
             return prim._call((x, y), kwargs or {})
-        if kwargs:
-            return Box(prim.fun(*raw, **kwargs), top, prim, raw, kwargs, p0, p1)
-        if (st.overwrite == top and prim.into is not None and p0 is not None
+        if st.overwrite != top:
+            return Box(prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw), top, prim, raw, kwargs or None, p0, p1)
+        if (not kwargs and prim.into is not None and p0 is not None
                 and type(raw[0]) is np.ndarray and raw[0].nbytes >= _SPENT_MIN_BYTES and _spent(x, raw[1])):
             # ``(a @ w) + b`` under grad: nothing can read a @ w any more, so b is added in its buffer
             # (what NumPy's temporary elision does for plain arrays): one fewer large array per layer
-            return Box(prim.into(raw[0], raw[1]), top, prim, raw, None, p0, p1)
-        return Box(prim.fun(*raw), top, prim, raw, None, p0, p1)
+            ans = prim.into(raw[0], raw[1])
+        else:
+            ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
+        return _record_spent_graph(prim, ans, top, raw, kwargs, p0, p1)
     return prim._call((x, y), kwargs or {})
+
+
+class _ShapeOnly:
+    """What a rule that reads only its argument's shape and dtype keeps of it (``uses_args == "shape"``)."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, a):
+        self.shape, self.dtype = a.shape, a.dtype
+
+
+def _record_spent_graph(prim, ans, trace, raw, kwargs, p0, p1) -> Box:
+    """Box ``ans`` for grad's graph, which is differentiated once (``STATE.overwrite``).
+
+    Arguments that no rule of ``prim`` reads are not kept, parents count their consumers, and a box
+    whose own rules never read its value is listed for :func:`release_forward`.
+    """
+    uses_args = prim.uses_args
+    if uses_args is not True:
+        if not uses_args:
+            raw = (None,) * len(raw)
+        else:                               # "shape"
+            raw = tuple([_ShapeOnly(a) if type(a) is np.ndarray and a.nbytes >= _SPENT_MIN_BYTES else a
+                         for a in raw])
+    if p0 is not None:
+        p0.uses += 1
+    if p1 is not None:
+        p1.uses += 1
+    box = Box(ans, trace, prim, raw, kwargs or None, p0, p1)
+    if not prim.uses_ans and type(ans) is np.ndarray and ans.nbytes >= _SPENT_MIN_BYTES:
+        STATE.releasable.append(box)        # (small values are not worth a pass)
+    return box
+
+
+def release_forward(boxes: list, keep) -> None:
+    """After grad's forward pass: drop the values of ``boxes`` (their rules never read them) that nothing
+    outside the graph holds, so each is freed as soon as its last consumer that needs it is differentiated,
+    as in hand-written backprop, instead of living until the backward pass reaches the box itself.
+
+    A box is released only when its references are exactly its consumers' parent links plus this loop's
+    own (``_RELEASE_REFS``): a box the function returned, kept in ``has_aux`` output or stored anywhere
+    else keeps its value. ``keep`` (the output) is never released.
+    """
+    if not _EXACT_REFCOUNTS:
+        return
+    for box in boxes:
+        if box is not keep and getrefcount(box) == box.uses + _RELEASE_REFS:
+            box.value = None
+
+
+def _release_refs() -> int:
+    probe = [Box(None, 0)]
+    for box in probe:
+        return getrefcount(box)          # the list, the loop variable, getrefcount's argument
+
+
+_RELEASE_REFS = _release_refs()
 
 
 _SPENT_MIN_BYTES = 1 << 16
@@ -235,13 +300,13 @@ def calibrate_spent(temporary: Callable[[Box], Box]) -> None:
         seen.append((getrefcount(x), getrefcount(xv)))
         return False
 
-    real, old = _spent, STATE.overwrite
+    real, old, old_list = _spent, STATE.overwrite, STATE.releasable
     tid = new_trace()
     try:
-        _spent, STATE.overwrite = probe, tid
+        _spent, STATE.overwrite, STATE.releasable = probe, tid, []
         temporary(Box(np.zeros(_SPENT_MIN_BYTES // 8), tid)) + 1.0
     finally:
-        _spent, STATE.overwrite = real, old
+        _spent, STATE.overwrite, STATE.releasable = real, old, old_list
         end_trace(tid)
     _SPENT_BOX_REFS, _SPENT_ARRAY_REFS = seen[0] if len(seen) == 1 and _EXACT_REFCOUNTS else (0, 0)
 

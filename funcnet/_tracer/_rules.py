@@ -363,6 +363,13 @@ defvjp_argnum(concat, _concat_vjp)
 defvjp_argnum(stack, _stack_vjp)
 defvjp(astype, lambda g, ans, x, dtype: astype(g, _dtype(x)))
 
+# rules above that read no argument's value (only g and ans), or only the arguments' shapes: grad's graph
+# keeps nothing, or only the shapes, of those arguments
+for _p in (negative, exp, expm1, sqrt, tan, tanh, log_softmax):
+    _p.uses_args = False
+for _p in (add, subtract):
+    _p.uses_args = "shape"
+
 # rules above that never read ``ans``: grad may free those outputs before running them
 for _p in (negative, add, subtract, multiply, matmul, where, sum, mean, reshape, permute_dims,
            broadcast_to, getitem, scatter_add, concat, stack, astype, softmax_cross_entropy_with_integer_labels):
