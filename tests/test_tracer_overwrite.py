@@ -129,7 +129,7 @@ def test_values_no_rule_reads_are_released_after_the_forward_pass(monkeypatch):
     g = tracer.grad(f, argnums=(0, 1))
     released = _peak(g, w1, w2)
     got = g(w1, w2)
-    monkeypatch.setattr(_engine, "release_forward", lambda boxes, keep: None)
+    monkeypatch.setattr(_engine, "release_forward", lambda out: None)
     kept = _peak(g, w1, w2)
     layer = 512 * 512 * 8
     if _engine._EXACT_REFCOUNTS:
@@ -140,17 +140,22 @@ def test_values_no_rule_reads_are_released_after_the_forward_pass(monkeypatch):
 
 
 def test_values_held_outside_the_graph_are_not_released():
-    # a stored intermediate and a has_aux output keep their values through grad's release
+    # a stored intermediate (also one whose only other consumer was discarded) and a has_aux output keep
+    # their values through grad's release
     stash = []
 
     def f(w, b):
         t = A @ w
         stash.append(t)                   # a box the caller keeps
+        u = A @ w
+        _ = u * 2.0                       # a consumer that is discarded
+        stash.append(u)
         z = t + b
         return np.sum(np.tanh(z)), z      # z comes back as aux
 
     g, aux = tracer.grad(f, has_aux=True)(W, B)
     np.testing.assert_allclose(stash[0].value, A @ W, rtol=1e-14)
+    np.testing.assert_allclose(stash[1].value, A @ W, rtol=1e-14)
     np.testing.assert_allclose(aux, A @ W + B, rtol=1e-14)
     _close_to_jax(lambda w, b, xp=np: xp.sum(xp.tanh(A @ w + b)), (W, B), (g, tracer.grad(
         lambda w, b: np.sum(np.tanh(A @ w + b)), argnums=1)(W, B)))

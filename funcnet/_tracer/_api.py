@@ -67,11 +67,10 @@ class _Forward:
         outermost = STATE.depth == 0
         self.trace_id = tid = new_trace()
         old, old_list = STATE.overwrite, STATE.releasable
-        self.releasable = None
+        self.releasable = False
         if overwrite and outermost:
             # grad's graph is used once: spent temporaries may be reused, unread values released
-            STATE.overwrite, STATE.releasable = tid, []
-            self.releasable = STATE.releasable
+            STATE.overwrite, STATE.releasable = tid, False
         try:
             args = list(args)
             self.inputs, self.trees = [], []
@@ -81,6 +80,8 @@ class _Forward:
                 self.trees.append(args[a])
             self.out = f(*args, **kwargs)
         finally:
+            if overwrite and outermost:
+                self.releasable = STATE.releasable
             STATE.overwrite, STATE.releasable = old, old_list
             end_trace(tid)
 
@@ -154,9 +155,8 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
             out, aux = fw.out
             fw.out = out
         out = _scalar_output(fw, "tracer.grad")
-        if fw.releasable:
-            _engine.release_forward(fw.releasable, out)
-            fw.releasable = None
+        if fw.releasable and fw.traced(out):
+            _engine.release_forward(out)
         if fw.traced(out):
             gs = fw.grads([out], [_one(out.value)], release=True)
             value = out.value

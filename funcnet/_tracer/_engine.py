@@ -38,7 +38,7 @@ class _State:
         self.stack = [0]        # ids of the live traces, innermost last
         self.top = 0
         self.overwrite = 0      # id of the trace whose spent temporaries may be overwritten (see apply2)
-        self.releasable = None  # that trace's boxes whose rules never read their value (see release_forward)
+        self.releasable = False  # whether that trace recorded a large value no rule reads (see release_forward)
 
 
 STATE = _State()
@@ -85,7 +85,7 @@ class Box:
     10,000 tracked objects, not 20,000 or 30,000, and collections come that much less often.
     """
 
-    __slots__ = ("value", "trace", "prim", "raw", "kwargs", "p0", "p1", "more", "seq", "label", "uses")
+    __slots__ = ("value", "trace", "prim", "raw", "kwargs", "p0", "p1", "more", "seq", "label")
 
     def __init__(self, value, trace, prim=None, raw=(), kwargs=None, p0=None, p1=None, more=()):
         self.value = value
@@ -97,7 +97,6 @@ class Box:
         self.p1 = p1
         self.more = more
         self.seq = next(_SEQ)
-        self.uses = 0           # nodes of grad's graph that have this box as a parent (see release_forward)
 
     @property
     def parents(self) -> tuple:
@@ -167,10 +166,11 @@ class Primitive:
             # the common case, one live trace: unbox, call fun, box the answer
             x = args[0]
             if type(x) is Box and x.trace == st.top:
-                if st.overwrite == x.trace:
-                    return _record_spent_graph(self, self.fun(x.value, **kwargs), x.trace, (x.value,), kwargs, x, None)
                 raw = (x.value,)
-                return Box(self.fun(*raw, **kwargs), x.trace, self, raw, kwargs or None, x)
+                ans = self.fun(*raw, **kwargs)
+                if st.overwrite == x.trace and type(ans) is np.ndarray and ans.nbytes >= _SPENT_MIN_BYTES:
+                    return _record_spent_graph(self, ans, x.trace, raw, kwargs, x, None)
+                return Box(ans, x.trace, self, raw, kwargs or None, x)
         return self._call(args, kwargs)
 
     def _call(self, args, kwargs):
@@ -208,16 +208,20 @@ def apply2(prim: Primitive, x, y, kwargs=None):
             p0, p1, raw = None, y, (x, y.value)
         else:
             return prim._call((x, y), kwargs or {})
+        if kwargs:
+            return Box(prim.fun(*raw, **kwargs), top, prim, raw, kwargs, p0, p1)
         if st.overwrite != top:
-            return Box(prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw), top, prim, raw, kwargs or None, p0, p1)
-        if (not kwargs and prim.into is not None and p0 is not None
+            return Box(prim.fun(*raw), top, prim, raw, None, p0, p1)
+        if (prim.into is not None and p0 is not None
                 and type(raw[0]) is np.ndarray and raw[0].nbytes >= _SPENT_MIN_BYTES and _spent(x, raw[1])):
             # ``(a @ w) + b`` under grad: nothing can read a @ w any more, so b is added in its buffer
             # (what NumPy's temporary elision does for plain arrays): one fewer large array per layer
             ans = prim.into(raw[0], raw[1])
         else:
-            ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
-        return _record_spent_graph(prim, ans, top, raw, kwargs, p0, p1)
+            ans = prim.fun(*raw)
+        if type(ans) is np.ndarray and ans.nbytes >= _SPENT_MIN_BYTES:
+            return _record_spent_graph(prim, ans, top, raw, None, p0, p1)
+        return Box(ans, top, prim, raw, None, p0, p1)
     return prim._call((x, y), kwargs or {})
 
 
@@ -231,41 +235,55 @@ class _ShapeOnly:
 
 
 def _record_spent_graph(prim, ans, trace, raw, kwargs, p0, p1) -> Box:
-    """Box ``ans`` for grad's graph, which is differentiated once (``STATE.overwrite``).
+    """Box a large ``ans`` (at least ``_SPENT_MIN_BYTES``) for grad's graph, which is differentiated once.
 
-    Arguments that no rule of ``prim`` reads are not kept, parents count their consumers, and a box
-    whose own rules never read its value is listed for :func:`release_forward`.
+    Arguments that no rule of ``prim`` reads are not kept (only their shapes, for ``uses_args == "shape"``),
+    and a value that the box's own rules never read is noted for :func:`release_forward`. Smaller values
+    are recorded as they are: letting them go early would not be worth the bookkeeping.
     """
     uses_args = prim.uses_args
     if uses_args is not True:
         if not uses_args:
             raw = (None,) * len(raw)
         else:                               # "shape"
-            raw = tuple([_ShapeOnly(a) if type(a) is np.ndarray and a.nbytes >= _SPENT_MIN_BYTES else a
-                         for a in raw])
-    if p0 is not None:
-        p0.uses += 1
-    if p1 is not None:
-        p1.uses += 1
-    box = Box(ans, trace, prim, raw, kwargs or None, p0, p1)
-    if not prim.uses_ans and type(ans) is np.ndarray and ans.nbytes >= _SPENT_MIN_BYTES:
-        STATE.releasable.append(box)        # (small values are not worth a pass)
-    return box
+            raw = tuple([_ShapeOnly(a) if type(a) is np.ndarray else a for a in raw])
+    if not prim.uses_ans:
+        STATE.releasable = True
+    return Box(ans, trace, prim, raw, kwargs or None, p0, p1)
 
 
-def release_forward(boxes: list, keep) -> None:
-    """After grad's forward pass: drop the values of ``boxes`` (their rules never read them) that nothing
-    outside the graph holds, so each is freed as soon as its last consumer that needs it is differentiated,
-    as in hand-written backprop, instead of living until the backward pass reaches the box itself.
+def release_forward(out: Box) -> None:
+    """After grad's forward pass: let go of the large values that no rule reads, as hand-written backprop does.
 
-    A box is released only when its references are exactly its consumers' parent links plus this loop's
-    own (``_RELEASE_REFS``): a box the function returned, kept in ``has_aux`` output or stored anywhere
-    else keeps its value. ``keep`` (the output) is never released.
+    Walks the graph of ``out`` (which keeps its value) and counts each box's consumers in it. A box whose
+    rules never read its value (``uses_ans`` False), whose consumers keep only what their rules read, and
+    which nothing outside the graph holds (its reference count is exactly its consumers' links plus this
+    function's own, ``_RELEASE_REFS``) drops the value: a stored intermediate or a ``has_aux`` output keeps
+    it. Each forward value is then freed right after its last use instead of when the backward pass reaches
+    the box.
     """
     if not _EXACT_REFCOUNTS:
         return
-    for box in boxes:
-        if box is not keep and getrefcount(box) == box.uses + _RELEASE_REFS:
+    consumers: dict[int, int] = {}
+    candidates = []
+    stack = [out]
+    while stack:
+        node = stack.pop()
+        for parent in (node.p0, node.p1) + node.more:
+            if parent is None:
+                continue
+            s = parent.seq
+            if s in consumers:
+                consumers[s] += 1
+                continue
+            consumers[s] = 1
+            stack.append(parent)
+            prim, v = parent.prim, parent.value
+            if prim is not None and not prim.uses_ans and type(v) is np.ndarray and v.nbytes >= _SPENT_MIN_BYTES:
+                candidates.append(parent)
+    node = parent = v = None
+    for box in candidates:
+        if getrefcount(box) == consumers[box.seq] + _RELEASE_REFS:
             box.value = None
 
 
@@ -303,7 +321,7 @@ def calibrate_spent(temporary: Callable[[Box], Box]) -> None:
     real, old, old_list = _spent, STATE.overwrite, STATE.releasable
     tid = new_trace()
     try:
-        _spent, STATE.overwrite, STATE.releasable = probe, tid, []
+        _spent, STATE.overwrite, STATE.releasable = probe, tid, False
         temporary(Box(np.zeros(_SPENT_MIN_BYTES // 8), tid)) + 1.0
     finally:
         _spent, STATE.overwrite, STATE.releasable = real, old, old_list
