@@ -256,11 +256,11 @@ def release_forward(out: Box) -> None:
     """After grad's forward pass: let go of the large values that no rule reads, as hand-written backprop does.
 
     Walks the graph of ``out`` (which keeps its value) and counts each box's consumers in it. A box whose
-    rules never read its value (``uses_ans`` False), whose consumers keep only what their rules read, and
-    which nothing outside the graph holds (its reference count is exactly its consumers' links plus this
-    function's own, ``_RELEASE_REFS``) drops the value: a stored intermediate or a ``has_aux`` output keeps
-    it. Each forward value is then freed right after its last use instead of when the backward pass reaches
-    the box.
+    rules never read its value (``uses_ans`` False) and which nothing outside the graph holds (its reference
+    count is exactly its consumers' links plus this function's own, ``_RELEASE_REFS``) drops its reference to
+    the value; a stored intermediate or a ``has_aux`` output keeps it. Consumers whose rules read the value
+    hold it in their own argument tuples, and the others (``uses_args``) do not, so each forward value is
+    freed right after its last use instead of when the backward pass reaches the box.
     """
     if not _EXACT_REFCOUNTS:
         return
