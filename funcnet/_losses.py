@@ -94,7 +94,6 @@ def softmax_cross_entropy(logits, labels):
         if take is not None:    # pick log p[y] (a gather, as optax does): no one-hot product to differentiate
             return -xp.mean(take(logp, labels[..., None], axis=-1))
         onehot = (labels[..., None] == array_namespace(labels).arange(k)).astype(logits.dtype)
-        return xp.mean(-xp.sum(onehot * logp, axis=-1))
     else:
         if yshape != lshape:
             raise ValueError(
@@ -102,7 +101,7 @@ def softmax_cross_entropy(logits, labels):
                 f"got {yshape} (pass integer labels of shape {lshape[:-1]} instead)"
             )
         onehot = labels
-    logp = _activations.log_softmax(logits)
+        logp = _activations.log_softmax(logits)
     nll = -xp.sum(onehot * logp, axis=-1)
     return xp.mean(nll)
 

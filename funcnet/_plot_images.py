@@ -46,7 +46,6 @@ def _as_images(images, image_shape):
     return arr
 
 
-
 def _save(plt, fig, path, *, dpi: int) -> pathlib.Path:
     """Lay out, write ``fig`` as ``path`` (creating its folder), close it; return the path."""
     fig.tight_layout()
@@ -55,6 +54,7 @@ def _save(plt, fig, path, *, dpi: int) -> pathlib.Path:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
 
 def image_grid(
     images,

@@ -82,6 +82,25 @@ def test_softmax_cross_entropy_integer_labels_under_jit_vmap_and_leading_axes():
         np.testing.assert_allclose(g, (jax.nn.softmax(z) - onehot) / 12, rtol=1e-12, atol=1e-15)
 
 
+def test_softmax_cross_entropy_without_take_along_axis_uses_one_hot(monkeypatch):
+    # an Array API namespace without take_along_axis: integer labels go through the one-hot product
+    import types
+
+    from funcnet import _losses
+
+    plain = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("_")})
+    del plain.take_along_axis
+    monkeypatch.setattr(_losses, "array_namespace", lambda *a: plain)
+    rng = np.random.default_rng(6)
+    z, y = rng.normal(size=(5, 4)), rng.integers(0, 4, size=5)
+    monkeypatch.undo()
+    ref = fn.losses.softmax_cross_entropy(z, y)                               # take_along_axis path
+    monkeypatch.setattr(_losses, "array_namespace", lambda *a: plain)
+    np.testing.assert_allclose(fn.losses.softmax_cross_entropy(z, y), ref, rtol=1e-14)
+    want = -np.mean(z[np.arange(5), y] - np.log(np.exp(z).sum(axis=1)))      # closed form
+    np.testing.assert_allclose(ref, want, rtol=1e-13)
+
+
 def test_softmax_cross_entropy_is_stable_for_huge_logits():
     z = jnp.array([[1e4, 0.0, -1e4], [0.0, 1e4, 0.0]], jnp.float32)
     y = jnp.array([0, 0])

@@ -16,8 +16,6 @@ __all__ = ["grad", "value_and_grad", "vjp", "stop_gradient", "no_grad", "defvjp"
 
 
 def _check_leaf(leaf, where: str):
-    if type(leaf) is np.ndarray and leaf.dtype.kind in "fc":
-        return
     dtype = np.result_type(strip(leaf))
     if not np.issubdtype(dtype, np.inexact):
         raise TypeError(
@@ -155,9 +153,9 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
             out, aux = fw.out
             fw.out = out
         out = _scalar_output(fw, "tracer.grad")
-        if fw.releasable and fw.traced(out):
-            _engine.release_forward(out)
         if fw.traced(out):
+            if fw.releasable:
+                _engine.release_forward(out)
             gs = fw.grads([out], [_one(out.value)], release=True)
             value = out.value
         else:

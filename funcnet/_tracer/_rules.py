@@ -123,8 +123,13 @@ max = _prim(_reduction(np.maximum, np.max), "max")  # noqa: A001
 min = _prim(_reduction(np.minimum, np.min), "min")  # noqa: A001
 
 
+def _minus_max(x, axis=-1):
+    """x minus its maximum along ``axis`` (kept), the stable shift of log-sum-exp; a new array."""
+    return x - np.maximum.reduce(x, axis=axis, keepdims=True)
+
+
 def _log_softmax_fun(x, axis=-1):
-    shifted = x - np.max(x, axis=axis, keepdims=True)
+    shifted = _minus_max(x, axis)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
@@ -143,7 +148,7 @@ def _sce_rows(z, labels):
 def _sce_fun(z, labels):
     z2, lab = _sce_rows(z, labels)
     n = z2.shape[0]
-    s = z2 - np.maximum.reduce(z2, axis=-1, keepdims=True)
+    s = _minus_max(z2)
     lse = np.log(np.add.reduce(np.exp(s), axis=-1))
     return np.add.reduce(lse - s[np.arange(n), lab]) / n
 
@@ -219,10 +224,6 @@ def _half_if_tied(x, ans, other):
 def _strip(x):
     from funcnet._tracer._engine import strip
     return strip(x)
-
-
-def _is_box(x):
-    return isinstance(x, Box)
 
 
 def _swap_last(x):
@@ -336,11 +337,11 @@ defvjp(log_softmax, lambda g, ans, x, axis=-1: g - exp(ans) * sum(g, axis=axis, 
 
 
 def _sce_vjp(g, ans, z, labels):
-    if type(z) is np.ndarray and not _is_box(g):
+    if type(z) is np.ndarray and not isinstance(g, Box):
         # first order (nothing records): softmax, minus 1 at each label, scaled, in one buffer
         z2, lab = _sce_rows(z, labels)
         n = z2.shape[0]
-        p = z2 - np.maximum.reduce(z2, axis=-1, keepdims=True)
+        p = _minus_max(z2)
         np.exp(p, out=p)
         p /= np.add.reduce(p, axis=-1, keepdims=True)
         p[np.arange(n), lab] -= 1.0
