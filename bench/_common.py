@@ -18,8 +18,8 @@ Timing rules (see ``docs/performance.md``): wall-clock ``time.perf_counter``; JA
 results are synchronised with ``jax.block_until_ready`` before the clock stops;
 every figure is the median of repeated samples taken after warm-up, reported with
 its interquartile range and min/max. Comparisons are ratios against references
-measured in the same process, interleaved round-robin so that drift in the
-machine's load hits every column alike.
+measured in the same process, interleaved (every candidate once per round, in a
+seeded shuffled order) so that drift in the machine's load hits every column alike.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -88,9 +89,23 @@ def time_fn(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1, per: fl
     return summarize([time_once(fn, sync) for _ in range(repeats)], per)
 
 
+def rounds(names, repeats: int, seed: int = 0):
+    """The order of an interleaved measurement: ``repeats`` rounds, each every name once, shuffled per round.
+
+    Round-robin makes load drift hit every candidate alike; shuffling each round (seeded, so a run is
+    reproducible) also keeps any candidate from always following the same other one, whose after-effects
+    (thread pools still spinning, caches it evicted) would otherwise fall on that candidate alone.
+    """
+    order = list(names)
+    rng = random.Random(seed)
+    for _ in range(repeats):
+        rng.shuffle(order)
+        yield from order
+
+
 def time_interleaved(fns: Mapping[str, Callable[[], Any]], *, repeats: int = 5, warmup: int = 1,
                      per: float | Mapping[str, float] = 1.0, sync: Callable[[Any], Any] = block) -> dict:
-    """Time several candidates round-robin: repeat r times each one in turn, so load drift hits all alike.
+    """Time several candidates interleaved: ``repeats`` rounds, each candidate once per round (see :func:`rounds`).
 
     Returns ``name -> summarize(...)``. ``per`` divides each sample (e.g. steps per
     call) and may differ per name.
@@ -100,9 +115,8 @@ def time_interleaved(fns: Mapping[str, Callable[[], Any]], *, repeats: int = 5, 
         for f in fns.values():
             sync(f())
     samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            samples[k].append(time_once(f, sync))
+    for k in rounds(fns, repeats):
+        samples[k].append(time_once(fns[k], sync))
     return {k: summarize(v, pers[k]) for k, v in samples.items()}
 
 

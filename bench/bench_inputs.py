@@ -11,7 +11,7 @@ z_L[j] - l2·‖x‖² - tv·TV(x), 28x28 inputs):
 
 Targets: funcnet within 1.1x of vmap-in-jit; at least 3x faster than loop-of-jit and torch-batched.
 Compile time is excluded (every variant is warmed up first). Prints a Markdown table and writes
-bench/results/inputs.json.  Run:  python bench/bench_inputs.py [--repeats 15]
+bench/results/inputs.json.  Run:  python bench/bench_inputs.py [--repeats 25]
 """
 
 from __future__ import annotations
@@ -22,14 +22,18 @@ import os
 import pathlib
 import platform
 import statistics
+import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import funcnet as fn
+import _common as C  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+import funcnet as fn  # noqa: E402
 
 SIZES = [784, 512, 512, 10]
 SHAPE = (28, 28)
@@ -119,19 +123,9 @@ def make_torch(params, u0):
     return run, torch
 
 
-def timeit(f, repeats):
-    f()  # warm-up: compile / first-call allocations
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t)
-    return ts
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=25)
     ap.add_argument("--quick", action="store_true", help="3 repeats (smoke run)")
     ap.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "inputs.json"))
     args = ap.parse_args()
@@ -172,15 +166,14 @@ def main() -> None:
     if "torch-batched" in variants:
         check["funcnet_vs_torch_max_abs_diff"] = float(np.abs(ours - variants["torch-batched"]()).max())
 
-    # Interleave the variants over the repeats so that load from other processes hits all of them alike.
+    # Interleave the variants over the repeats (shuffled per round) so that load hits all of them alike.
     times = {name: [] for name in variants}
     for f in variants.values():
         f()
-    for _ in range(args.repeats):
-        for name, f in variants.items():
-            t = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t)
+    for name in C.rounds(variants, args.repeats):
+        t = time.perf_counter()
+        variants[name]()
+        times[name].append(time.perf_counter() - t)
 
     med = {k: statistics.median(v) for k, v in times.items()}
     rows = []

@@ -1,7 +1,7 @@
 """Benchmark funcnet.tracer against hand-written NumPy backprop, HIPS autograd and a micrograd-style reference.
 
-Two tasks, every method measured in the same run and interleaved round-robin (so that
-load on a shared machine hits all of them alike), with Python's garbage collector on:
+Two tasks, every method measured in the same run and interleaved in rounds, a seeded shuffled order each
+round (so that load on a shared machine hits all of them alike), with Python's garbage collector on:
 
 * the gradient of a 784 -> 512 -> 10 tanh MLP with softmax cross-entropy (float64)
   at several batch sizes: funcnet's own model and loss under ``tracer.grad``, a
