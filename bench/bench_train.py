@@ -1,7 +1,7 @@
 """Training speed: ``fn.fit`` / ``fn.make_train_step`` against hand-written JAX and PyTorch, same run.
 
-What is measured (all in this one process, interleaved in rounds (a seeded shuffled order each round), median of
-repeats after warm-up; see ``bench/_common.py``):
+What is measured (all in this one process, interleaved in rounds in a seeded shuffled
+order, median of repeats after warm-up; see ``bench/_common.py``):
 
 1. ``gemm``: fp32 ``jax.jit(jnp.dot)`` at n×n×n (n = 1024), before and after the
    training section; its pooled median is this run's GEMM throughput (and
