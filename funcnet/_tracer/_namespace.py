@@ -332,7 +332,10 @@ def _binop(prim, reverse=False):
 
 
 def _value_shape(self):
-    v = strip(self)
+    v = self.value
+    if type(v) is np.ndarray:
+        return v.shape
+    v = strip(v)
     return v.shape if type(v) is np.ndarray else np.shape(v)
 
 

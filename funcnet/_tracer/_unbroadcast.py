@@ -25,6 +25,8 @@ def unbroadcast(g, like):
     if gshape == shape:
         return g
     lead = len(gshape) - len(shape)
+    if lead == 1 and type(g) is np.ndarray and gshape[1:] == shape:
+        return np.add.reduce(g, axis=0)         # the common case, a bias: summed over the batch axis
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1
     )
