@@ -309,6 +309,25 @@ def test_pytree_containers_keep_their_types(rng):
         assert_close(a, b, RTOL_JAX)
 
 
+def test_pytree_plain_containers_with_odd_leaves(rng):
+    # plain lists/dicts are boxed in one pass; a None leaf, a Python float, a float32 array or an unused
+    # leaf anywhere in them takes the general path: same gradients, structures and dtypes as jax.grad
+    p = [{"w": rng.normal(size=(3, 2)), "b": rng.normal(size=2).astype(np.float32)},
+         {"skip": None, "s": 0.5, "unused": rng.normal(size=(2,))}]
+
+    def f(p, xp=np):
+        return xp.sum(xp.tanh(xp.ones(3) @ p[0]["w"] + p[0]["b"]) ** 2) * p[1]["s"]
+
+    g = tracer.grad(f)(p)
+    with jax.enable_x64(True):
+        ref = jax.grad(lambda q: f(q, jnp))(jax.tree.map(jnp.asarray, p))
+    assert g[1]["skip"] is None and jax.tree.structure(g) == jax.tree.structure(ref)
+    assert g[0]["b"].dtype == np.float32
+    np.testing.assert_array_equal(g[1]["unused"], np.zeros(2))
+    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(ref)):
+        assert_close(a, b, 1e-6 if np.asarray(a).dtype == np.float32 else RTOL_JAX)
+
+
 def test_vjp_non_scalar_output(rng):
     x = rng.normal(size=(3, 2))
     ct = rng.normal(size=(2,))
