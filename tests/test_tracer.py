@@ -328,6 +328,27 @@ def test_pytree_plain_containers_with_odd_leaves(rng):
         assert_close(a, b, 1e-6 if np.asarray(a).dtype == np.float32 else RTOL_JAX)
 
 
+def test_gradients_are_fresh_arrays(rng):
+    # a + b sends one cotangent to both arguments: each gradient must still be its own array, shared with
+    # no input and no cotangent, so that updating one in place (clipping, SGD on the gradient) changes nothing else
+    a, b = rng.normal(size=3), rng.normal(size=3)
+    ga, gb = tracer.grad(lambda a, b: np.sum((a + b) ** 2), argnums=(0, 1))(a, b)
+    np.testing.assert_allclose(ga, 2 * (a + b), rtol=1e-15)
+    np.testing.assert_allclose(gb, 2 * (a + b), rtol=1e-15)
+    assert not np.shares_memory(ga, gb)
+    ga *= 0.0
+    np.testing.assert_allclose(gb, 2 * (a + b), rtol=1e-15)
+
+    ct = rng.normal(size=3)
+    _, vjp_fn = tracer.vjp(lambda a, b: a + b, a, b)
+    va, vb = vjp_fn(ct)
+    assert not (np.shares_memory(va, vb) or np.shares_memory(va, ct) or np.shares_memory(vb, ct))
+    _, vjp_id = tracer.vjp(lambda a: a, a)
+    (vi,) = vjp_id(ct)
+    assert not (np.shares_memory(vi, ct) or np.shares_memory(vi, a))
+    np.testing.assert_array_equal(vi, ct)
+
+
 def test_vjp_non_scalar_output(rng):
     x = rng.normal(size=(3, 2))
     ct = rng.normal(size=(2,))

@@ -128,29 +128,44 @@ class _Forward:
 
     def grads(self, roots, cts, release: bool = False) -> list:
         leaves = backward(roots, cts, release=release) if roots else {}
-        return [_grad_tree(tree, leaves) for tree in self.trees]
+        # arrays that no gradient may be: the inputs, the caller's cotangents, and each gradient already
+        # given (a rule may pass one cotangent to two arguments, as ``a + b`` does)
+        given = {id(b.value) for boxes in self.inputs for b in boxes}
+        if cts:
+            given.update(map(id, cts))
+        return [_grad_tree(tree, leaves, given) for tree in self.trees]
 
 
-def _grad_of(b: Box, leaves: dict):
-    """The gradient for input box ``b``: its cotangent as a fresh array like its value, or zeros."""
+def _grad_of(b: Box, leaves: dict, given: set):
+    """The gradient for input box ``b``: its cotangent as a fresh array like its value, or zeros.
+
+    Fresh: writeable, and shared with no input, cotangent or other gradient of the call (``given``
+    holds their ids), so updating one gradient in place changes nothing else.
+    """
     g = leaves.get(b.seq)
     if g is None:
         return np.zeros_like(strip(b.value))
     if isinstance(g, Box):
         return g
-    return _as_like(g, b.value)
+    g = _as_like(g, b.value)
+    if type(g) is np.ndarray:
+        if id(g) in given:
+            g = g.copy()
+        given.add(id(g))
+    return g
 
 
-def _grad_tree(tree, leaves: dict):
+def _grad_tree(tree, leaves: dict, given: set):
     """The boxed argument ``tree`` with each input box replaced by its gradient (plain containers inline)."""
     t = type(tree)
     if t is dict:
-        return {k: _grad_of(v, leaves) if type(v) is Box else _grad_tree(v, leaves) for k, v in tree.items()}
+        return {k: _grad_of(v, leaves, given) if type(v) is Box else _grad_tree(v, leaves, given)
+                for k, v in tree.items()}
     if t is list:
-        return [_grad_of(v, leaves) if type(v) is Box else _grad_tree(v, leaves) for v in tree]
+        return [_grad_of(v, leaves, given) if type(v) is Box else _grad_tree(v, leaves, given) for v in tree]
     if t is Box:
-        return _grad_of(tree, leaves)
-    return map_leaves(lambda b: _grad_of(b, leaves), tree)
+        return _grad_of(tree, leaves, given)
+    return map_leaves(lambda b: _grad_of(b, leaves, given), tree)
 
 
 def _as_like(g, x):

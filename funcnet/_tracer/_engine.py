@@ -450,7 +450,7 @@ def backward(roots, cotangents, record: Callable | None = None, release: bool = 
 
 
 def _spend(heap: list, cts: dict, unbroadcast: Callable) -> dict:
-    """:func:`backward`'s loop for ``release=True`` without ``record`` (what ``grad`` runs), unrolled.
+    """:func:`backward`'s loop for ``release=True`` without ``record`` (what ``grad`` runs).
 
     The same sweep with less bookkeeping per node: an input box (no primitive, no parents) only
     collects cotangents, so it never enters the heap and its sum stays in ``cts``, which is returned
