@@ -127,6 +127,21 @@ def ratio(a: Mapping | float, b: Mapping | float) -> float:
     return ma / mb if mb else math.inf
 
 
+def paired_ratio(a: Mapping, b: Mapping) -> float:
+    """Median over rounds of ``a``'s sample divided by ``b``'s sample of the same round.
+
+    ``a`` and ``b`` come from one :func:`time_interleaved` call, whose samples are kept in round order.
+    The two samples of a round are taken seconds apart, so a change of the machine's speed during the run
+    (a shared 2-core guest can drop to half speed for minutes) hits both; the ratio of the two medians
+    does not have that protection: when a slow phase covers about half the rounds, one candidate's median
+    can fall inside it and the other's outside.
+    """
+    xs, ys = a["samples"], b["samples"]
+    if not xs or len(xs) != len(ys):
+        raise ValueError(f"paired_ratio needs the same number of rounds on both sides, got {len(xs)} and {len(ys)}")
+    return statistics.median(x / y for x, y in zip(xs, ys))
+
+
 class Deadline:
     """A soft time budget for a script: ``left()`` seconds remain, ``passed`` once spent."""
 

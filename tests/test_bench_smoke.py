@@ -83,6 +83,23 @@ def test_flop_count_and_summary_helpers():
     ]
 
 
+def test_paired_ratio_is_not_tipped_by_a_slow_phase():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(BENCH))
+    # a is 1.05x b in every round; the machine runs at half speed from the middle of round 2 (a, measured
+    # after b in that round, is already slow) until round 4: the medians are 2.1 vs 1.0, the rounds say 1.05
+    b = [1.0, 1.0, 1.0, 2.0, 2.0]
+    a = [1.05, 1.05, 2.1, 2.1, 2.1]
+    sa, sb = _common.summarize(a), _common.summarize(b)
+    assert _common.ratio(sa, sb) == pytest.approx(2.1, rel=1e-12)
+    assert _common.paired_ratio(sa, sb) == pytest.approx(1.05, rel=1e-12)
+    with pytest.raises(ValueError, match="same number of rounds"):
+        _common.paired_ratio(sa, _common.summarize(b[:4]))
+
+
 def test_update_doc_replaces_only_between_markers(tmp_path):
     sys.path.insert(0, str(BENCH))
     try:
