@@ -131,10 +131,10 @@ def paired_ratio(a: Mapping, b: Mapping) -> float:
     """Median over rounds of ``a``'s sample divided by ``b``'s sample of the same round.
 
     ``a`` and ``b`` come from one :func:`time_interleaved` call, whose samples are kept in round order.
-    The two samples of a round are taken seconds apart, so a change of the machine's speed during the run
-    (a shared 2-core guest can drop to half speed for minutes) hits both; the ratio of the two medians
-    does not have that protection: when a slow phase covers about half the rounds, one candidate's median
-    can fall inside it and the other's outside.
+    The two samples of a round are taken within a second of each other, so a change of the machine's
+    speed during the run (a shared 2-core guest can drop to half speed for minutes) hits both; the ratio
+    of the two medians does not have that protection: when a slow phase covers about half the rounds,
+    one candidate's median can fall inside it and the other's outside.
     """
     xs, ys = a["samples"], b["samples"]
     if not xs or len(xs) != len(ys):
