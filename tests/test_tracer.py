@@ -310,8 +310,8 @@ def test_pytree_containers_keep_their_types(rng):
 
 
 def test_pytree_plain_containers_with_odd_leaves(rng):
-    # plain lists/dicts are boxed in one pass; a None leaf, a Python float, a float32 array or an unused
-    # leaf anywhere in them takes the general path: same gradients, structures and dtypes as jax.grad
+    # map_leaves maps array leaves of plain lists/dicts inline; a None leaf, a Python float, a float32
+    # array or an unused leaf among them: same gradients, structures and dtypes as jax.grad
     p = [{"w": rng.normal(size=(3, 2)), "b": rng.normal(size=2).astype(np.float32)},
          {"skip": None, "s": 0.5, "unused": rng.normal(size=(2,))}]
 

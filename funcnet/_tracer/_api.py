@@ -8,9 +8,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from funcnet._tracer import _engine, _namespace, _rules
+from funcnet._tracer import _engine, _namespace, _rules, _tree
 from funcnet._tracer._engine import STATE, Box, Primitive, backward, end_trace, new_trace, strip
 from funcnet._tracer._tree import flatten, map_leaves, unflatten
+
+_tree.LEAF_TYPES.update((np.ndarray, np.float64, np.float32, Box))  # map_leaves maps them without a call
 
 __all__ = ["grad", "value_and_grad", "vjp", "stop_gradient", "no_grad", "defvjp", "name", "primitive"]
 
@@ -41,55 +43,17 @@ def _argnums_tuple(argnums, nargs):
     return tuple(a % nargs for a in nums)
 
 
-def _box_plain(tree, trace_id: int, boxes: list):
-    """``tree`` boxed for ``trace_id`` when it is float arrays in plain dicts, lists and tuples; else None.
-
-    The common case of :func:`_box_arg` (parameters), in one pass without a call per leaf.
-    """
-    t = type(tree)
-    if t is dict:
-        out = {}
-        for k, v in tree.items():
-            if type(v) is np.ndarray and v.dtype.kind in "fc":
-                out[k] = b = Box(v, trace_id)
-                boxes.append(b)
-            else:
-                out[k] = b = _box_plain(v, trace_id, boxes)
-                if b is None:
-                    return None
-        return out
-    if t is list or t is tuple:
-        out = []
-        for v in tree:
-            if type(v) is np.ndarray and v.dtype.kind in "fc":
-                b = Box(v, trace_id)
-                boxes.append(b)
-            else:
-                b = _box_plain(v, trace_id, boxes)
-                if b is None:
-                    return None
-            out.append(b)
-        return out if t is list else tuple(out)
-    if t is np.ndarray and tree.dtype.kind in "fc":
-        b = Box(tree, trace_id)
-        boxes.append(b)
-        return b
-    return None
-
-
 def _box_arg(tree, argnum: int, trace_id: int) -> tuple[Any, list]:
     """``tree`` with every leaf boxed for ``trace_id`` (checked: float leaves only), and the boxes."""
     boxes: list = []
-    boxed = _box_plain(tree, trace_id, boxes)
-    if boxed is not None:
-        return boxed, boxes
-    boxes = []
 
     def box(leaf):
-        if not (type(leaf) is np.ndarray and leaf.dtype.kind in "fc"):
+        if type(leaf) is np.ndarray and leaf.dtype.kind in "fc":
+            b = Box(leaf, trace_id)                  # the common case: a float array
+        else:
             many = len(flatten(tree)[0]) > 1
             _check_leaf(leaf, f"argument {argnum}" + (f" (leaf {len(boxes)})" if many else ""))
-        b = _box_leaf(leaf, trace_id)
+            b = _box_leaf(leaf, trace_id)
         boxes.append(b)
         return b
 
@@ -133,7 +97,7 @@ class _Forward:
         given = {id(b.value) for boxes in self.inputs for b in boxes}
         if cts:
             given.update(map(id, cts))
-        return [_grad_tree(tree, leaves, given) for tree in self.trees]
+        return [map_leaves(lambda b: _grad_of(b, leaves, given), tree) for tree in self.trees]
 
 
 def _grad_of(b: Box, leaves: dict, given: set):
@@ -153,19 +117,6 @@ def _grad_of(b: Box, leaves: dict, given: set):
             g = g.copy()
         given.add(id(g))
     return g
-
-
-def _grad_tree(tree, leaves: dict, given: set):
-    """The boxed argument ``tree`` with each input box replaced by its gradient (plain containers inline)."""
-    t = type(tree)
-    if t is dict:
-        return {k: _grad_of(v, leaves, given) if type(v) is Box else _grad_tree(v, leaves, given)
-                for k, v in tree.items()}
-    if t is list:
-        return [_grad_of(v, leaves, given) if type(v) is Box else _grad_tree(v, leaves, given) for v in tree]
-    if t is Box:
-        return _grad_of(tree, leaves, given)
-    return map_leaves(lambda b: _grad_of(b, leaves, given), tree)
 
 
 def _as_like(g, x):

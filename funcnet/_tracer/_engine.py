@@ -401,19 +401,19 @@ def backward(roots, cotangents, record: Callable | None = None, release: bool = 
             cts[s] = c
             heap.append((-s, r))
     heapq.heapify(heap)
-    if release and record is None:
-        return _spend(heap, cts, unbroadcast)
     pop, push = heapq.heappop, heapq.heappush
-    leaves: dict[int, Any] = {}
     while heap:
         node = pop(heap)[1]
+        prim = node.prim
+        if prim is None:
+            # an input box: it only collects cotangents, and its sum stays in cts (enters the heap
+            # only for ``record``, or as a root)
+            if record is not None:
+                record("node", node, cts[node.seq])
+            continue
         g = cts.pop(node.seq)
         if record is not None:
             record("node", node, g)
-        prim = node.prim
-        if prim is None:
-            leaves[node.seq] = g
-            continue
         rules, broadcasts = prim.vjps, prim.broadcasts
         raw, ans, kw = node.raw, node.value, node.kwargs
         if release and not prim.uses_ans and _EXACT_REFCOUNTS and getrefcount(node) == 2:
@@ -436,7 +436,8 @@ def backward(roots, cotangents, record: Callable | None = None, release: bool = 
             prev = cts.get(s)
             if prev is None:
                 cts[s] = c
-                push(heap, (-s, a))
+                if a.prim is not None or record is not None:
+                    push(heap, (-s, a))
             else:
                 cts[s] = prev + c
             if record is not None:
@@ -446,59 +447,4 @@ def backward(roots, cotangents, record: Callable | None = None, release: bool = 
             # freed as soon as its last consumer has been differentiated
             node.raw, node.kwargs, node.p0, node.p1, node.more = (), None, None, None, ()
             a = c = prev = None  # nor may this loop's locals keep a parent or a value alive
-    return leaves
-
-
-def _spend(heap: list, cts: dict, unbroadcast: Callable) -> dict:
-    """:func:`backward`'s loop for ``release=True`` without ``record`` (what ``grad`` runs).
-
-    The same sweep with less bookkeeping per node: an input box (no primitive, no parents) only
-    collects cotangents, so it never enters the heap and its sum stays in ``cts``, which is returned
-    once every other node has been popped from it; and each node is unlinked as it is popped (its
-    parents stay alive in this frame's locals until their cotangents are sent).
-    """
-    pop, push = heapq.heappop, heapq.heappush
-    ndarray = np.ndarray
-    while heap:
-        node = pop(heap)[1]
-        prim = node.prim
-        if prim is None:
-            continue                         # a root that is an input: its cotangent stays in cts
-        g = cts.pop(node.seq)
-        raw, kw, p0, p1, more = node.raw, node.kwargs, node.p0, node.p1, node.more
-        node.raw, node.kwargs, node.p0, node.p1, node.more = (), None, None, None, ()
-        if not prim.uses_ans and _EXACT_REFCOUNTS and getrefcount(node) == 2:
-            node.value = ans = None          # no one else can reach this box, and no rule reads its value
-        else:
-            ans = node.value
-        rules, broadcasts = prim.vjps, prim.broadcasts
-        nrules = len(rules) if rules is not None else 0
-        i = -1
-        for a in ((p0, p1) + more if more else (p0, p1)):
-            i += 1
-            if a is None:
-                continue  # a constant, or a box of an outer trace
-            if i < nrules and rules[i] is not None:
-                rule = rules[i]
-                c = rule(g, ans, *raw) if kw is None else rule(g, ans, *raw, **kw)
-            elif rules is None:
-                c = prim.argnum_vjp(i, g, ans, *raw, **(kw or _NO_KWARGS))
-            else:
-                prim._no_rule(i)
-            if broadcasts:
-                x = raw[i]
-                if type(c) is ndarray and type(x) is ndarray:
-                    if c.shape != x.shape:
-                        c = unbroadcast(c, x)
-                elif getattr(c, "shape", ()) != getattr(x, "shape", ()):
-                    c = unbroadcast(c, x)
-            s = a.seq
-            prev = cts.get(s)
-            if prev is None:
-                cts[s] = c
-                if a.prim is not None:
-                    push(heap, (-s, a))
-            else:
-                cts[s] = prev + c
-        a = c = prev = p0 = p1 = more = raw = x = None  # nor may this loop's locals keep a parent or a value alive
-    return cts                               # what is left: the inputs' cotangents
+    return cts                       # every other node has been popped: what is left are the inputs'

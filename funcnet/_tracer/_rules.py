@@ -239,11 +239,6 @@ def _unbroadcast(g, like):
 
 
 def _matmul_vjp(argnum, g, ans, x, y):
-    if type(g) is np.ndarray and g.ndim == 2:   # plain matrices (grad's backward pass)
-        if argnum == 0 and type(y) is np.ndarray and y.ndim == 2:
-            return g @ y.T
-        if argnum == 1 and type(x) is np.ndarray and x.ndim == 2:
-            return x.T @ g
     xs, ys = _shape(x), _shape(y)
     if len(xs) == 2 and len(ys) == 2:           # the common case, without reshapes
         if argnum == 0:

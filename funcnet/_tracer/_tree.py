@@ -12,6 +12,10 @@ __all__ = ["flatten", "unflatten", "map_leaves", "leaf_paths"]
 
 _LEAF = object()
 
+# Types that are always leaves, so map_leaves applies ``f`` to them without a call of its own
+# (the tracer adds NumPy arrays and its boxes).
+LEAF_TYPES: set = {float, int, complex}
+
 
 def _flatten(t, leaves):
     if isinstance(t, dict):
@@ -56,11 +60,11 @@ def map_leaves(f, tree: Any) -> Any:
     """
     t = type(tree)
     if t is list:
-        return [map_leaves(f, v) for v in tree]
+        return [f(v) if type(v) in LEAF_TYPES else map_leaves(f, v) for v in tree]
     if t is dict:
-        return {k: map_leaves(f, v) for k, v in tree.items()}
+        return {k: f(v) if type(v) in LEAF_TYPES else map_leaves(f, v) for k, v in tree.items()}
     if t is tuple:
-        return tuple([map_leaves(f, v) for v in tree])
+        return tuple([f(v) if type(v) in LEAF_TYPES else map_leaves(f, v) for v in tree])
     if tree is None:
         return None
     if isinstance(tree, (dict, list, tuple)):

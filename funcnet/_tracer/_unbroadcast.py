@@ -25,14 +25,12 @@ def unbroadcast(g, like):
     if gshape == shape:
         return g
     lead = len(gshape) - len(shape)
-    if lead == 1 and type(g) is np.ndarray and gshape[1:] == shape:
-        return np.add.reduce(g, axis=0)         # the common case, a bias: summed over the batch axis
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1
-    )
+    axes = tuple(range(lead))
+    if 1 in shape:                              # stretched size-1 axes (none for a bias)
+        axes += tuple(lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1)
     if type(g) is np.ndarray:                   # plain values (grad's backward pass): no dispatch
         if axes:
-            g = g.sum(axis=axes)
+            g = np.add.reduce(g, axis=axes)     # ndarray.sum without its Python wrapper
         return g if g.shape == shape else g.reshape(shape)
     if axes:
         g = _rules.sum(g, axis=axes)
