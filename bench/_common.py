@@ -142,6 +142,11 @@ def paired_ratio(a: Mapping, b: Mapping) -> float:
     return statistics.median(x / y for x, y in zip(xs, ys))
 
 
+def target(name: str, limit: str, value, met: bool | None, note: str = "") -> dict:
+    """One target in the common format that ``run_all.py``'s summary table reads."""
+    return {"name": name, "target": limit, "value": value, "met": met, "note": note}
+
+
 class Deadline:
     """A soft time budget for a script: ``left()`` seconds remain, ``passed`` once spent."""
 

@@ -189,19 +189,16 @@ def main() -> None:
     if "torch-batched" in med:
         ratios["torch_batched_over_funcnet"] = med["torch-batched"] / med["funcnet"]
     # the targets in run_all.py's common format (its summary lists them)
-    def target(name, limit, value, note):
-        met = value <= float(limit[2:]) if limit.startswith("<=") else value >= float(limit[2:])
-        return {"name": name, "target": f"{limit}x", "value": value, "met": met, "note": note}
-
+    r_vmap, r_loop = ratios["funcnet_over_vmap_in_jit"], ratios["loop_of_jit_over_funcnet"]
     targets = [
-        target("visualize_units / hand-written vmap-in-jit", "<=1.1", ratios["funcnet_over_vmap_in_jit"],
-               f"same-run interleaved medians, {args.repeats} rounds"),
-        target("loop of 10 jitted optimizations / visualize_units", ">=3", ratios["loop_of_jit_over_funcnet"],
-               f"ceiling from the matrix products alone {ratios['matmul_floor_loop_over_batched']:.2f}x"),
+        C.target("visualize_units / hand-written vmap-in-jit", "<=1.1x", r_vmap, r_vmap <= 1.1,
+                 f"same-run interleaved medians, {args.repeats} rounds"),
+        C.target("loop of 10 jitted optimizations / visualize_units", ">=3x", r_loop, r_loop >= 3.0,
+                 f"ceiling from the matrix products alone {ratios['matmul_floor_loop_over_batched']:.2f}x"),
     ]
     if "torch_batched_over_funcnet" in ratios:
-        targets.append(target("PyTorch batched / visualize_units", ">=3", ratios["torch_batched_over_funcnet"],
-                              torch_info))
+        r_torch = ratios["torch_batched_over_funcnet"]
+        targets.append(C.target("PyTorch batched / visualize_units", ">=3x", r_torch, r_torch >= 3.0, torch_info))
 
     print(f"## Visualizing {UNITS} units x {STEPS} steps, MLP {SIZES}, inputs {SHAPE}\n")
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; {torch_info}; {os.cpu_count()} CPUs; "

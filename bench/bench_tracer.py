@@ -222,10 +222,6 @@ def interleaved(fns: dict, repeats: int, seconds: float) -> dict:
     return C.time_interleaved(timed, repeats=repeats, warmup=0, per=per)
 
 
-def target(name, limit, value, met, note=""):
-    return {"name": name, "target": limit, "value": value, "met": met, "note": note}
-
-
 def measure_mlp(batches, repeats, sample_s, deadline, *, with_autograd, budget):
     """Interleaved timings of the MLP gradient per batch size, and page faults per call."""
     rng = np.random.default_rng(0)
@@ -394,18 +390,18 @@ def main():
             if b in mlp or not args.quick:
                 r = runs.get(b, runs.get(str(b)))
                 v = round(C.paired_ratio(r["tracer"], r["numpy"]), 3) if r else None
-                targets.append(target(f"tracer.grad MLP / hand-written NumPy, batch {b}{label}", "<= 1.1x", v,
+                targets.append(C.target(f"tracer.grad MLP / hand-written NumPy, batch {b}{label}", "<= 1.1x", v,
                                       (v <= 1.1) if v is not None else None,
                                       f"median over {r['tracer']['n']} interleaved rounds of the round's ratio; "
                                       f"ratio of medians {C.ratio(r['tracer'], r['numpy']):.3f}, of fastest samples "
                                       f"{r['tracer']['min'] / r['numpy']['min']:.3f}" if r else "not measured"))
     worst = min((C.ratio(r["autograd"], r["tracer"]) for r in mlp.values()), default=None)
-    targets.append(target("autograd / tracer.grad MLP, every batch size", "> 1x",
+    targets.append(C.target("autograd / tracer.grad MLP, every batch size", "> 1x",
                           round(worst, 3) if worst is not None else None,
                           (worst > 1.0) if worst is not None else None,
                           f"smallest over batches {list(mlp)}"))
     v = round(us(chain_on["tracer"]), 3)
-    targets.append(target(f"tracer.grad scalar chain ({n_ops} ops), gc on", "< 3 µs/op", v, v < 3.0,
+    targets.append(C.target(f"tracer.grad scalar chain ({n_ops} ops), gc on", "< 3 µs/op", v, v < 3.0,
                           f"micrograd-style reference {us(chain_on['micrograd']):.2f} µs/op in the same run "
                           f"(ratio {C.ratio(chain_on['tracer'], chain_on['micrograd']):.2f}); absolute time depends on load"))
 
