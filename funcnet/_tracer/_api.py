@@ -197,6 +197,8 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -
     ``grad(f)(x)`` is ∂f/∂x with the same pytree structure (dict / list / tuple of
     float NumPy arrays or scalars) as ``x``. ``argnums`` picks the positional
     arguments to differentiate: an int gives one gradient, a tuple gives a tuple.
+    Every gradient leaf is a new writeable array of its input's dtype, shared with no
+    input and no other gradient, so it may be updated in place.
 
     Examples:
       >>> import numpy as np
