@@ -419,7 +419,7 @@ def compiled_cost(sizes, bs: int, opt_name: str) -> dict:
     out["raw_jit"] = cost(make_raw_step(raw_loss_ce, opt).lower(params, state, X[:bs], Y[:bs]))
     out["make_train_step"] = cost(fn.make_train_step(loss_fn, opt).lower(params, state, (X[:bs], Y[:bs])))
     try:
-        from funcnet import _train
+        from funcnet.train import _fit as _train
 
         for col, mode in (("fit", "stop"), ("fit_ignore", "ignore")):
             epoch, _ = _train._build_epoch(_train._scalar_loss(loss_fn), opt, n=n, bs=bs, drop_last=False,

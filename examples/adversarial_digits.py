@@ -52,7 +52,7 @@ def main(argv=None):
         x_adv = fn.inputs.fgsm(logits_fn, Xte[:8], yte[:8], 0.1, clip=(0.0, 1.0))
         pred = np.asarray(jnp.argmax(logits_fn(x_adv), -1))
         labels = [f"clean: {int(t)}" for t in yte[:8]] + [f"FGSM: {int(p)}" for p in pred]
-        fn.inputs.image_grid(jnp.concatenate([Xte[:8], x_adv]), labels, f"{args.out}/digits_adversarial.png",
+        fn.plotting.image_grid(jnp.concatenate([Xte[:8], x_adv]), labels, f"{args.out}/digits_adversarial.png",
                              ncols=8, normalize="none")
         print(f"wrote {args.out}/digits_adversarial.png")
     return rows

@@ -31,7 +31,7 @@ def main(argv=None):
     print(f"after one step: x = {[round(float(v), 3) for v in x1]}, f = {float(history[1]):.4f}")
     print(f"after {args.steps} steps: x = {[round(float(v), 4) for v in x]}, f = {float(history[-1]):.2e}")
     if args.out:
-        path = fn.inputs.plot_objective(history, f"{args.out}/quadratic_objective.png", logy=True,
+        path = fn.plotting.plot_objective(history, f"{args.out}/quadratic_objective.png", logy=True,
                                         title="f(x) = (xᵀAx + bᵀx + c)², gradient descent on x")
         print(f"wrote {path}")
     return x, history

@@ -50,11 +50,11 @@ def main(argv=None):
     print("hidden units 0-9: pre-activation at the visualization vs. best over the training data")
     print("  " + "  ".join(f"{v:.1f}/{d:.1f}" for v, d in zip(z_vis, z_data)))
     if args.out:
-        fn.inputs.image_grid(classes, [f"{k}: p={probs[k, k]:.2f}" for k in range(10)],
+        fn.plotting.image_grid(classes, [f"{k}: p={probs[k, k]:.2f}" for k in range(10)],
                              f"{args.out}/digits_class_units.png", normalize="none")
-        fn.inputs.image_grid(hidden, [f"unit {u}" for u in range(10)], f"{args.out}/digits_hidden_units.png",
+        fn.plotting.image_grid(hidden, [f"unit {u}" for u in range(10)], f"{args.out}/digits_hidden_units.png",
                              normalize="none")
-        fn.inputs.plot_objective(history, f"{args.out}/digits_objective.png", labels=[str(k) for k in range(10)],
+        fn.plotting.plot_objective(history, f"{args.out}/digits_objective.png", labels=[str(k) for k in range(10)],
                                  title="class logit - penalties over steps")
         print(f"wrote PNGs to {args.out}")
     return classes, probs

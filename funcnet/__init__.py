@@ -15,24 +15,25 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from funcnet._models import MLP, mlp, param_count
+from funcnet.models import MLP, mlp, param_count
 from funcnet import activations, datasets, losses
 
 __version__ = "0.1.0"
 
 # Names resolved on first use, so that `import funcnet` stays fast and the
 # optional parts (plots, the tracer, the CLI) load only when asked for.
-_LAZY_MODULES = ("tracer", "check", "manual", "inputs", "optim", "sharding", "plotting")
+_LAZY_MODULES = ("models", "tracer", "check", "manual", "inputs", "optim", "sharding", "plotting", "train",
+                 "checkpoint")
 _LAZY_ATTRS = {
-    "make_train_step": "funcnet._train",
-    "fit": "funcnet._train",
-    "History": "funcnet._train",
-    "NonFiniteLossWarning": "funcnet._train",
-    "select_hyperparameters": "funcnet._train",
-    "accuracy": "funcnet._train",
-    "per_example_grads": "funcnet._per_example",
-    "save": "funcnet._checkpoint",
-    "load": "funcnet._checkpoint",
+    "make_train_step": "funcnet.train",
+    "fit": "funcnet.train",
+    "History": "funcnet.train",
+    "NonFiniteLossWarning": "funcnet.train",
+    "select_hyperparameters": "funcnet.train",
+    "accuracy": "funcnet.train",
+    "per_example_grads": "funcnet.train",
+    "save": "funcnet.checkpoint",
+    "load": "funcnet.checkpoint",
 }
 
 __all__ = [

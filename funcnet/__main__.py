@@ -1,3 +1,3 @@
-from funcnet._cli import main
+from funcnet.cli import main
 
 raise SystemExit(main())

@@ -12,7 +12,7 @@ import pytest
 
 import funcnet as fn
 from funcnet import tracer
-from funcnet._namespace import array_namespace
+from funcnet._boundary import array_namespace
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "softmax", "log_softmax")
 LOSSES = ("mse", "half_mse", "softmax_cross_entropy", "binary_cross_entropy")

@@ -12,7 +12,7 @@ import optax
 import pytest
 
 import funcnet as fn
-import funcnet._checkpoint as _ckpt
+import funcnet.checkpoint as _ckpt
 
 
 def _assert_tree_equal(a, b):

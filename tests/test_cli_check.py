@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from funcnet._cli import main
+from funcnet.cli import main
 
 
 def test_gradcheck_agrees_and_writes_a_report(tmp_path, capsys):
@@ -93,7 +93,7 @@ def test_bad_arguments_give_clear_errors(argv, message, tmp_path, capsys):
 
 
 def test_graph_without_graphviz_writes_dot_only(tmp_path, capsys, monkeypatch):
-    import funcnet._cli._graph as graph_cmd
+    import funcnet.cli._graph as graph_cmd
 
     monkeypatch.setattr(graph_cmd.shutil, "which", lambda name: None)
     rc = main(["graph", "tanh(x) * y", "--var", "x=0.5", "--var", "y=2", "--out", str(tmp_path)])

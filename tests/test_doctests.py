@@ -12,7 +12,7 @@ import funcnet
 
 MODULES = sorted(
     m.name for m in pkgutil.walk_packages(funcnet.__path__, "funcnet.")
-    if not m.name.startswith(("funcnet._cli", "funcnet.__main__"))
+    if not m.name.startswith(("funcnet.cli", "funcnet.__main__"))
 )
 
 

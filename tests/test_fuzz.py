@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import funcnet as fn
 from funcnet import tracer
-from funcnet._namespace import array_namespace
+from funcnet._boundary import array_namespace
 
 EXAMPLES = int(os.environ.get("FUNCNET_FUZZ_EXAMPLES", 300))
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None, print_blob=True,

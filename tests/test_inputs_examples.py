@@ -46,7 +46,7 @@ def test_adversarial_digits_example(capsys):
 
 def test_cli_visualize_writes_pngs_and_summary(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    from funcnet._cli import main
+    from funcnet.cli import main
 
     rc = main(["visualize", "--out", str(tmp_path), "--epochs", "5", "--steps", "60", "--hidden-units", "4",
                "--quiet"])

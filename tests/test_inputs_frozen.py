@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import funcnet as fn
-from funcnet._inputs import _frozen
+from funcnet.inputs import _frozen
 
 
 def _model_and_params():

@@ -114,7 +114,7 @@ def test_bad_arguments_raise_clear_errors(kwargs, match):
 
 
 def test_second_call_with_same_config_does_not_recompile():
-    from funcnet._inputs._optimize import _optimize_jit
+    from funcnet.inputs._optimize import _optimize_jit
 
     fn.inputs.optimize_input(quad, jnp.ones(2), steps=5, learning_rate=1e-3, project=fn.inputs.box(0.0, 1.0))
     before = _optimize_jit._cache_size()

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import funcnet as fn
-from funcnet._inputs._visualize import _visualize_jit
+from funcnet.inputs._visualize import _visualize_jit
 
 RECIPE = dict(input_shape=(8, 8), value_range=(0.0, 1.0), l2=1e-3, tv=0.05, steps=200, learning_rate=0.05)
 

@@ -14,8 +14,8 @@ import pytest
 
 import funcnet as fn
 from funcnet import tracer
-from funcnet._namespace import constant
-from funcnet._tracer import _engine, _rules
+from funcnet._boundary import constant
+from funcnet.tracer import _core as _engine, _rules
 
 RNG = np.random.default_rng(0)
 A = RNG.normal(size=(64, 256))

@@ -12,7 +12,7 @@ import optax
 import pytest
 
 import funcnet as fn
-import funcnet._train as _train
+import funcnet.train._fit as _train
 
 RTOL = 1e-5  # float32 compiled vs float32 eager: same maths, possibly different summation order
 ATOL = 1e-6

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import funcnet as fn
-import funcnet._train as _train
+import funcnet.train._fit as _train
 
 MODEL = fn.mlp([2, 3, 3])
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import funcnet as fn
-from funcnet._cli import main
+from funcnet.cli import main
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 

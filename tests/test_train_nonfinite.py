@@ -15,7 +15,7 @@ import optax
 import pytest
 
 import funcnet as fn
-import funcnet._train as _train
+import funcnet.train._fit as _train
 
 RTOL = 1e-5  # compiled float32 vs eager float32: same maths, possibly different summation order
 ATOL = 1e-6

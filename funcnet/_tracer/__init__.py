@@ -1,1 +1,0 @@
-"""Private implementation of :mod:`funcnet.tracer` (NumPy only; no JAX in this package)."""

@@ -1,0 +1,589 @@
+r"""Gradient checking: finite differences, and one report comparing every way to get a gradient.
+
+"I do not trust math, I want to verify with a machine": :func:`compare_grads`
+computes the same gradient with ``jax.grad``, with funcnet's from-scratch
+:mod:`funcnet.tracer`, by finite differences and (for an MLP loss built with
+:func:`funcnet.manual.mlp_loss`) by the hand-derived delta rule, and reports how far
+apart they are, leaf by leaf.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import itertools
+import math
+import warnings
+from typing import Callable, Sequence
+
+import jax
+import numpy as np
+
+from funcnet.manual import MLPLoss
+
+__all__ = ["numerical_grad", "compare_grads", "GradReport", "LeafComparison", "GradCheckWarning",
+           "default_step", "METHODS"]
+
+METHODS = ("jax", "tracer", "numerical", "manual")
+_EXACT_TOL = {np.dtype(np.float64): (1e-8, 1e-10), np.dtype(np.float32): (1e-4, 1e-6)}
+_NUMERICAL_TOL = {np.dtype(np.float64): (1e-5, 1e-6), np.dtype(np.float32): (2e-2, 2e-3)}
+
+
+class GradCheckWarning(UserWarning):
+    """A gradient check ran, but with a setting (such as the step) that makes it unreliable."""
+
+
+# ----------------------------------------------------------------------------- helpers
+def _argnums_tuple(argnums, nargs: int) -> tuple[int, ...]:
+    t = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if not t or any(not isinstance(i, int) for i in t):
+        raise TypeError(f"argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
+    for i in t:
+        if not -nargs <= i < nargs:
+            raise ValueError(f"argnums={argnums!r} but the function was given {nargs} positional argument(s)")
+    return tuple(i % nargs for i in t)
+
+
+def _is_float_leaf(leaf) -> bool:
+    dt = getattr(leaf, "dtype", None)
+    if dt is None:
+        return isinstance(leaf, float)
+    return np.issubdtype(np.dtype(dt), np.floating)
+
+
+def _to_f64_numpy(tree):
+    """Float leaves -> float64 NumPy arrays; other array leaves -> NumPy arrays; the rest unchanged."""
+
+    def conv(leaf):
+        if _is_float_leaf(leaf):
+            return np.asarray(leaf, dtype=np.float64)
+        if hasattr(leaf, "dtype") and hasattr(leaf, "shape"):
+            return np.asarray(leaf)
+        return leaf
+
+    return jax.tree_util.tree_map(conv, tree)
+
+
+def _leaf_names(tree, arg: str) -> list[str]:
+    """Leaf names like ``[0]['w']``; a bare array argument is called by its parameter name (or ``arg<i>``)."""
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    return [p or arg for p in paths]
+
+
+def _param_names(f, nargs: int) -> list[str]:
+    names = [f"arg{i}" for i in range(nargs)]
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        return names
+    for i, p in enumerate(params[:nargs]):
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names[i] = p.name
+        else:
+            break
+    return names
+
+
+def _diff_leaves(args: Sequence, argnums: tuple[int, ...], single: bool, f=None):
+    """Flatten the differentiated arguments, validating their dtypes and values."""
+    diff = args[argnums[0]] if single else tuple(args[i] for i in argnums)
+    leaves, treedef = jax.tree_util.tree_flatten(diff)
+    names = _names_for(diff, argnums, single, _param_names(f, len(args)))
+    if not leaves:
+        raise ValueError(f"argument(s) {argnums} hold no array leaves to differentiate")
+    for name, leaf in zip(names, leaves):
+        dt = np.asarray(leaf).dtype
+        if np.issubdtype(dt, np.complexfloating):
+            raise TypeError(f"gradient checks need real float arguments; leaf {name} is complex ({dt})")
+        if not np.issubdtype(dt, np.floating):
+            raise TypeError(
+                f"gradients are only defined for float arguments, but the differentiated leaf {name} has dtype "
+                f"{dt} (value {np.asarray(leaf)!r:.60}); cast it with .astype(float) or leave it out of argnums"
+            )
+        arr = np.asarray(leaf, dtype=np.float64)
+        if not np.all(np.isfinite(arr)):
+            bad = np.argwhere(~np.isfinite(arr))
+            raise ValueError(
+                f"the point is not finite: leaf {name} holds {int((~np.isfinite(arr)).sum())} non-finite value(s) "
+                f"(first at index {tuple(int(i) for i in bad[0])}: {arr[tuple(bad[0])]}); gradients there are undefined"
+            )
+    return diff, leaves, treedef, names
+
+
+def _names_for(diff, argnums, single, params) -> list[str]:
+    if single:
+        return _leaf_names(diff, params[argnums[0]])
+    out = []
+    for i, sub in zip(argnums, diff):
+        out += [n if n == params[i] else f"{params[i]}{n}" for n in _leaf_names(sub, params[i])]
+    return out
+
+
+def _replace_diff(args: Sequence, argnums: tuple[int, ...], single: bool, diff) -> list:
+    new = list(args)
+    if single:
+        new[argnums[0]] = diff
+    else:
+        for i, sub in zip(argnums, diff):
+            new[i] = sub
+    return new
+
+
+def _scalar_value(out, what: str = "f") -> float:
+    arr = np.asarray(out)
+    if arr.shape != ():
+        raise TypeError(
+            f"{what} must return a scalar (shape ()) to have a gradient, got shape {arr.shape}; "
+            "check each output separately or use jax.jacobian"
+        )
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(f"{what} must return a float scalar, got dtype {arr.dtype}")
+    return arr
+
+
+def default_step(dtype=np.float64, method: str = "central") -> float:
+    r"""The finite-difference step factor for ``dtype``: ε^(1/3) for central, ε^(1/2) for forward differences.
+
+    ε is the machine epsilon of ``dtype``. The step for an element x is
+    ``h = default_step(dtype, method) * max(1, |x|)``, which balances truncation
+    error (O(h²) central, O(h) forward) against rounding error (O(ε|f|/h)).
+
+    ========  ============  ============
+    dtype     central       forward
+    ========  ============  ============
+    float64   6.06e-06      1.49e-08
+    float32   4.92e-03      3.45e-04
+    float16   9.92e-02      3.13e-02
+    ========  ============  ============
+    """
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    if method == "central":
+        return eps ** (1.0 / 3.0)
+    if method == "forward":
+        return eps ** 0.5
+    raise ValueError(f"method must be 'central' or 'forward', got {method!r}")
+
+
+# ----------------------------------------------------------------------------- numerical_grad
+def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: float | None = None,
+                   method: str = "central"):
+    r"""Gradient of a scalar function by finite differences, over pytrees, in float64.
+
+    For every element x_i of the differentiated arguments,
+
+        central:  ∂f/∂x_i ≈ (f(x + h e_i) - f(x - h e_i)) / (2h)     error O(h²)
+        forward:  ∂f/∂x_i ≈ (f(x + h e_i) - f(x)) / h                 error O(h)
+
+    so a gradient costs 2n (central) or n + 1 (forward) evaluations of ``f`` for n
+    parameters — the reason backpropagation exists.
+
+    Precision: float leaves of *all* arguments are converted to float64 NumPy arrays
+    and ``f`` runs with ``jax_enable_x64`` on. The step is chosen for the dtype that
+    ``f`` actually returns at that point (float64 normally; float32 if ``f`` casts
+    down): ``h_i = default_step(dtype, method) * max(1, |x_i|)``, i.e.
+    ε^(1/3)·max(1, |x_i|) ≈ 6.1e-6·max(1, |x_i|) for central differences in float64,
+    ε^(1/2) ≈ 1.5e-8 for forward ones (see :func:`default_step`). The step actually
+    used is the representable ``(x + h) - x``.
+
+    Args:
+      f: a function returning a float scalar; JAX or NumPy code (it is called with
+        NumPy float64 arrays).
+      *args: its positional arguments (pytrees of arrays).
+      argnums: which argument(s) to differentiate, as in ``jax.grad``.
+      eps: an absolute step instead of the per-dtype default. A step so small that
+        rounding error dominates (below 1e-3 of the default) gives a
+        :class:`GradCheckWarning` naming the step used; one that vanishes
+        (``x + eps == x``) is replaced by the default step, with a warning.
+      method: ``"central"`` (default) or ``"forward"``.
+
+    Returns:
+      The gradient with the structure of ``args[argnums]`` (a tuple of such for a
+      tuple ``argnums``), as float64 NumPy arrays.
+
+    Raises:
+      TypeError: integer/bool/complex differentiated leaves, or a non-scalar output.
+      ValueError: a non-finite point, a non-finite ``f`` at the point or at a step.
+
+    Examples:
+      >>> import numpy as np, funcnet as fn
+      >>> g = fn.check.numerical_grad(lambda w: np.sum(w ** 3), np.array([1.0, 2.0]))
+      >>> np.round(g, 6)
+      array([ 3., 12.])
+    """
+    if method not in ("central", "forward"):
+        raise ValueError(f"method must be 'central' or 'forward', got {method!r}")
+    if not args:
+        raise TypeError("numerical_grad needs the point: numerical_grad(f, *args)")
+    argnums_t = _argnums_tuple(argnums, len(args))
+    single = isinstance(argnums, int)
+    _, leaves, treedef, names = _diff_leaves(args, argnums_t, single, f)
+    base_args = _to_f64_numpy(list(args))
+    leaves = [np.array(leaf, dtype=np.float64) for leaf in leaves]  # owned copies
+
+    with jax.enable_x64(True), np.errstate(all="ignore"):  # non-finite values are reported in words
+        def call(lvs) -> float:
+            diff = jax.tree_util.tree_unflatten(treedef, lvs)
+            return _scalar_value(f(*_replace_diff(base_args, argnums_t, single, diff)))
+
+        f0 = call(leaves)
+        if not np.isfinite(f0):
+            raise ValueError(f"f is not finite at the point (f = {float(f0)}); gradients there are undefined")
+        dtype = f0.dtype if f0.dtype in (np.float16, np.float32, np.float64) else np.dtype(np.float64)
+        factor = default_step(dtype, method)
+        if eps is not None:
+            eps = float(eps)
+            if not eps > 0 or not math.isfinite(eps):
+                raise ValueError(f"eps must be a positive finite step, got {eps}")
+            vanishes = any(np.any((leaf + eps) - leaf == 0.0) for leaf in leaves)
+            if vanishes:
+                warnings.warn(
+                    f"eps={eps:g} vanishes next to some elements (x + eps == x in float64); used the default step "
+                    f"{factor:.3g}·max(1, |x|) there instead", GradCheckWarning, stacklevel=2)
+            elif eps < 1e-3 * factor:
+                warnings.warn(
+                    f"eps={eps:g} is too small for {np.dtype(dtype).name} {method} differences: rounding error "
+                    f"(about {float(np.finfo(dtype).eps):.1e}·|f|/eps) dominates. Using eps={eps:g} as asked; the "
+                    f"default step is {factor:.3g}·max(1, |x|).", GradCheckWarning, stacklevel=2)
+        f0 = float(f0)
+        grads = []
+        for li, leaf in enumerate(leaves):
+            g = np.zeros_like(leaf)
+            flat = leaf.reshape(-1)  # a view: edits perturb `leaves[li]` in place
+            for i in range(flat.size):
+                x = flat[i]
+                h = factor * max(1.0, abs(x)) if eps is None else eps
+                step = (x + h) - x
+                if step == 0.0:  # warned about above
+                    h = factor * max(1.0, abs(x))
+                    step = (x + h) - x
+                flat[i] = x + step
+                fp = float(call(leaves))
+                if method == "central":
+                    flat[i] = x - step
+                    fm = float(call(leaves))
+                    d = (fp - fm) / (2.0 * step)
+                else:
+                    fm = f0
+                    d = (fp - f0) / step
+                flat[i] = x
+                if not (math.isfinite(fp) and math.isfinite(fm)):
+                    raise ValueError(
+                        f"f is not finite one step (h={step:.3g}) away from the point, at leaf {names[li]} index "
+                        f"{np.unravel_index(i, leaf.shape) if leaf.shape else ()}: f(x+h)={fp}, f(x-h or x)={fm}; "
+                        "the step crosses a singularity or overflow — pass a smaller eps"
+                    )
+                g.reshape(-1)[i] = d
+            grads.append(g)
+    return jax.tree_util.tree_unflatten(treedef, grads)
+
+
+# ----------------------------------------------------------------------------- the report
+@dataclasses.dataclass(frozen=True)
+class LeafComparison:
+    """One row of a :class:`GradReport`: two methods compared on one leaf.
+
+    ``max_abs_error`` = max |a - b|; ``max_rel_error`` = max |a - b| / max(|a|, |b|)
+    over the elements where either is non-zero; ``ok`` means
+    |a - b| ≤ atol + rtol·max(|a|, |b|) for every element.
+    """
+
+    leaf: str
+    shape: tuple
+    methods: tuple[str, str]
+    max_abs_error: float
+    max_rel_error: float
+    rtol: float
+    atol: float
+    ok: bool
+
+
+@dataclasses.dataclass
+class GradReport:
+    """What :func:`compare_grads` found. ``print(report)`` shows a table.
+
+    Attributes:
+      ok: every comparison within tolerance and every method ran.
+      max_abs_error, max_rel_error: the largest errors over all rows.
+      rows: one :class:`LeafComparison` per leaf and pair of methods.
+      grads: each method's gradient (float64 NumPy pytrees), by method name.
+      value: f at the point.
+      dtype: the dtype ``f`` computes in at float64 inputs (tolerances follow it).
+      tolerances: ``{"exact": (rtol, atol), "numerical": (rtol, atol)}``; "exact" applies
+        between jax, tracer and manual, "numerical" to any pair with finite differences.
+      failures: methods that raised, with the error message.
+      first_bad_node: when tracer and jax disagree, the first node of the traced graph
+        (in backward order) whose gradient differs, described in words; else ``None``.
+      notes: anything else worth knowing (e.g. a method skipped by default).
+    """
+
+    ok: bool
+    max_abs_error: float
+    max_rel_error: float
+    rows: list
+    grads: dict
+    value: float
+    dtype: str
+    methods: tuple
+    tolerances: dict
+    failures: dict = dataclasses.field(default_factory=dict)
+    first_bad_node: str | None = None
+    notes: list = dataclasses.field(default_factory=list)
+
+    def table(self) -> str:
+        """The comparison as an aligned text table."""
+        header = ("leaf", "shape", "methods", "max abs err", "max rel err", "rtol", "atol", "")
+        body = [(r.leaf, str(r.shape), f"{r.methods[0]} vs {r.methods[1]}", f"{r.max_abs_error:.2e}",
+                 f"{r.max_rel_error:.2e}", f"{r.rtol:.0e}", f"{r.atol:.0e}", "ok" if r.ok else "MISMATCH")
+                for r in self.rows]
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+        fmt = lambda row: "  ".join(c.ljust(w) if i < 3 or i == 7 else c.rjust(w)  # noqa: E731
+                                    for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        lines = [fmt(header), "  ".join("-" * w for w in widths)] + [fmt(row) for row in body]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        head = (f"compare_grads: {', '.join(self.methods)}; f = {self.value:.6g} ({self.dtype}); "
+                f"tolerances exact rtol={self.tolerances['exact'][0]:.0e} atol={self.tolerances['exact'][1]:.0e}, "
+                f"numerical rtol={self.tolerances['numerical'][0]:.0e} atol={self.tolerances['numerical'][1]:.0e}")
+        parts = [head, self.table()]
+        for m, msg in self.failures.items():
+            parts.append(f"FAILED {m}: {msg}")
+        if self.first_bad_node:
+            parts.append(f"first differing node: {self.first_bad_node}")
+        parts += [f"note: {n}" for n in self.notes]
+        verdict = "OK" if self.ok else "MISMATCH"
+        parts.append(f"{verdict}: max abs error {self.max_abs_error:.2e}, max rel error {self.max_rel_error:.2e}")
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        return (f"GradReport(ok={self.ok}, methods={self.methods}, max_abs_error={self.max_abs_error:.3g}, "
+                f"max_rel_error={self.max_rel_error:.3g})")
+
+    def __bool__(self) -> bool:
+        """``bool(report)`` is :attr:`ok`, so ``assert compare_grads(...)`` checks what it says."""
+        return self.ok
+
+    def assert_ok(self) -> None:
+        """Raise ``AssertionError`` with the table unless :attr:`ok`."""
+        if not self.ok:
+            raise AssertionError("gradients disagree:\n" + str(self))
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly summary (no gradients)."""
+        return {
+            "ok": self.ok, "max_abs_error": self.max_abs_error, "max_rel_error": self.max_rel_error,
+            "value": self.value, "dtype": self.dtype, "methods": list(self.methods),
+            "tolerances": {k: list(v) for k, v in self.tolerances.items()},
+            "failures": dict(self.failures), "first_bad_node": self.first_bad_node, "notes": list(self.notes),
+            "rows": [dict(dataclasses.asdict(r), shape=list(r.shape), methods=list(r.methods)) for r in self.rows],
+        }
+
+
+def _compare(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> tuple[float, float, bool]:
+    diff = np.abs(a - b)
+    scale = np.maximum(np.abs(a), np.abs(b))
+    if diff.size == 0:
+        return 0.0, 0.0, True
+    nz = scale > 0
+    rel = float(np.max(diff[nz] / scale[nz])) if nz.any() else 0.0
+    ok = bool(np.all(diff <= atol + rtol * scale)) and bool(np.all(np.isfinite(a)) and np.all(np.isfinite(b)))
+    return float(np.max(diff)), rel, ok
+
+
+# ----------------------------------------------------------------------------- compare_grads
+def _run_jax(f, args, argnums):
+    """``jax.grad`` on JAX float64 arrays: compiled once with ``jit``; eagerly if ``f`` cannot be jitted."""
+    import jax.numpy as jnp
+
+    jargs = jax.tree_util.tree_map(lambda l: jnp.asarray(l) if hasattr(l, "dtype") else l, args)
+    static = tuple(i for i, a in enumerate(args) if not jax.tree_util.tree_leaves(a)
+                   or not all(hasattr(l, "dtype") for l in jax.tree_util.tree_leaves(a)))
+    try:
+        return jax.jit(jax.grad(f, argnums=argnums), static_argnums=static)(*jargs)
+    except Exception:  # value-dependent Python control flow, unhashable static args, ...: grad works eagerly
+        return jax.grad(f, argnums=argnums)(*jargs)
+
+
+def _run_tracer(f, args, argnums):
+    from funcnet import tracer
+
+    return tracer.grad(f, argnums=argnums)(*args)
+
+
+def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods: Sequence[str] | None = None,
+                  eps: float | None = None, rtol: float | None = None, atol: float | None = None,
+                  numerical_rtol: float | None = None, numerical_atol: float | None = None) -> GradReport:
+    r"""Compute the gradient of ``f`` every way funcnet knows and report how far apart they are.
+
+    The methods are:
+      ``"jax"``: ``jax.grad``; ``"tracer"``: :func:`funcnet.tracer.grad` (NumPy inputs);
+      ``"numerical"``: :func:`numerical_grad` (central differences);
+      ``"manual"``: the hand-derived delta rule, when ``f`` is an MLP loss built with
+      :func:`funcnet.manual.mlp_loss`.
+
+    Everything runs in float64 (``jax_enable_x64`` on, float leaves cast up), so the
+    comparison measures the methods, not float32 rounding. Every pair of methods is
+    compared on every leaf: an element passes when
+    ``|a - b| <= atol + rtol * max(|a|, |b|)``. Default tolerances, for ``f``
+    computing in float64: rtol=1e-8, atol=1e-10 between the exact methods (jax,
+    tracer, manual); rtol=1e-5, atol=1e-6 for pairs with finite differences. If ``f``
+    computes in float32 even at float64 inputs: 1e-4/1e-6 and 2e-2/2e-3.
+
+    When ``tracer`` and ``jax`` disagree, :attr:`GradReport.first_bad_node` names the
+    first node of the traced graph (in backward order) whose gradient differs from
+    JAX's — the node whose consumers' derivative rules are suspect.
+
+    Args:
+      f: scalar function of ``args``, written against the array namespace of its
+        inputs (funcnet models and losses are) so that it runs under JAX and the tracer.
+      *args: the point (pytrees of arrays).
+      argnums: which argument(s) to differentiate, as in ``jax.grad``.
+      methods: subset of ``("jax", "tracer", "numerical", "manual")``. Default:
+        jax, tracer and numerical, plus manual for an :class:`MLPLoss`.
+      eps: finite-difference step (default: per dtype, see :func:`numerical_grad`).
+      rtol, atol, numerical_rtol, numerical_atol: override the tolerances above.
+
+    Returns:
+      A :class:`GradReport`; ``print(report)`` shows the table.
+
+    Examples:
+      >>> import numpy as np, funcnet as fn
+      >>> r = fn.check.compare_grads(lambda w: (w ** 3).sum(), np.array([0.5, -1.0]),
+      ...                            methods=("jax", "numerical"))
+      >>> r.ok, [row.methods for row in r.rows]
+      (True, [('jax', 'numerical')])
+    """
+    if not args:
+        raise TypeError("compare_grads needs the point: compare_grads(f, *args)")
+    argnums_t = _argnums_tuple(argnums, len(args))
+    single = isinstance(argnums, int)
+    is_mlp = isinstance(f, MLPLoss)
+    notes: list[str] = []
+    if methods is None:
+        methods = ["jax", "tracer", "numerical"] + (["manual"] if is_mlp else [])
+        try:
+            import funcnet.tracer  # noqa: F401
+        except ImportError:
+            methods.remove("tracer")
+            notes.append("the tracer method was skipped: funcnet.tracer is not available")
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or len(set(methods)) != len(methods):
+        raise ValueError(f"methods must be distinct names from {METHODS}, got {methods!r}")
+    if len(methods) < 1:
+        raise ValueError("compare_grads needs at least one method")
+    if "manual" in methods and not (is_mlp and argnums_t == (0,) and len(args) == 1):
+        raise ValueError(
+            "the 'manual' method needs an MLP loss of the parameters alone: build f with "
+            "fn.manual.mlp_loss(model, x, y, loss) and call compare_grads(f, params)"
+        )
+
+    _, ref_leaves, treedef, names = _diff_leaves(args, argnums_t, single, f)
+    args64 = _to_f64_numpy(list(args))
+    f64 = dataclasses.replace(f, x=_to_f64_numpy(f.x), y=_to_f64_numpy(f.y)) if is_mlp else f
+
+    with jax.enable_x64(True):
+        with np.errstate(all="ignore"):  # a non-finite value is reported below, in words
+            value = _scalar_value(f64(*args64))
+        if not np.isfinite(value):
+            raise ValueError(f"f is not finite at the point (f = {float(value)}); gradients there are undefined")
+        dtype = np.dtype(value.dtype) if value.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        exact_tol = (rtol if rtol is not None else _EXACT_TOL[dtype][0],
+                     atol if atol is not None else _EXACT_TOL[dtype][1])
+        num_tol = (numerical_rtol if numerical_rtol is not None else _NUMERICAL_TOL[dtype][0],
+                   numerical_atol if numerical_atol is not None else _NUMERICAL_TOL[dtype][1])
+
+        runners = {
+            "jax": lambda: _run_jax(f64, args64, argnums),
+            "tracer": lambda: _run_tracer(f64, args64, argnums),
+            "numerical": lambda: numerical_grad(f64, *args64, argnums=argnums, eps=eps),
+            "manual": lambda: f64.manual_grad(args64[0]),
+        }
+        grads, leaves_by, failures = {}, {}, {}
+        for m in methods:
+            try:
+                g = runners[m]()
+            except ImportError:
+                raise
+            except Exception as e:  # a method that cannot run is a failed check, reported by name
+                failures[m] = f"{type(e).__name__}: {e}"
+                continue
+            lv = [np.asarray(leaf, dtype=np.float64) for leaf in jax.tree_util.tree_leaves(g)]
+            shapes = [np.shape(r) for r in ref_leaves]
+            if len(lv) != len(ref_leaves) or any(a.shape != s for a, s in zip(lv, shapes)):
+                failures[m] = (f"returned leaves of shapes {[a.shape for a in lv]}, expected the arguments' "
+                               f"{shapes}")
+                continue
+            grads[m] = jax.tree_util.tree_unflatten(treedef, lv)
+            leaves_by[m] = lv
+
+    rows = []
+    ran = [m for m in methods if m in leaves_by]
+    for li, name in enumerate(names):
+        for a, b in itertools.combinations(ran, 2):
+            tol = num_tol if "numerical" in (a, b) else exact_tol
+            mabs, mrel, ok = _compare(leaves_by[a][li], leaves_by[b][li], *tol)
+            rows.append(LeafComparison(name, tuple(np.shape(ref_leaves[li])), (a, b), mabs, mrel, tol[0], tol[1], ok))
+    if len(ran) == 1 and not failures:
+        notes.append(f"only one method ({ran[0]}) ran: nothing to compare")
+
+    report = GradReport(
+        ok=not failures and all(r.ok for r in rows) and len(ran) >= 1,
+        max_abs_error=max((r.max_abs_error for r in rows), default=0.0),
+        max_rel_error=max((r.max_rel_error for r in rows), default=0.0),
+        rows=rows, grads=grads, value=float(value), dtype=dtype.name, methods=methods,
+        tolerances={"exact": exact_tol, "numerical": num_tol}, failures=failures, notes=notes,
+    )
+    if "jax" in leaves_by and "tracer" in leaves_by and any(
+            not r.ok for r in rows if set(r.methods) == {"jax", "tracer"}):
+        report.first_bad_node = _diagnose(f64, args64, argnums)
+    return report
+
+
+def _diagnose(f, args, argnums) -> str | None:
+    """Name the first node of the traced graph, in backward order, whose gradient is wrong.
+
+    The tracer's gradient of every node (``tracer.trace(...).nodes[k].grad``) is
+    checked against a float64 central difference along a random direction r:
+    ``<g_k, r>`` vs ``(F(v_k + h r) - F(v_k - h r)) / 2h``, where F replays the
+    recorded graph downstream of node k with node k's value moved. Walking from the
+    output towards the inputs, the first node that fails received its gradient from
+    a wrong derivative rule of one of its consumers, which are named.
+    """
+    try:
+        return _first_bad_node(f, args, argnums)
+    except Exception as e:  # the diagnosis is a courtesy: never let it hide the report
+        return f"(no diagnosis: {type(e).__name__}: {e})"
+
+
+def _first_bad_node(f, args, argnums) -> str | None:
+    from funcnet import tracer
+
+    argnums_t = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    graph = tracer.trace(f, *args, argnums=argnums_t)
+    base = [np.asarray(n.value) for n in graph.nodes]
+
+    def replay(k: int, delta) -> float:
+        return float(graph.replay({k: base[k] + delta}))
+
+    rng = np.random.default_rng(0)
+    f0 = float(base[graph.nodes.index(graph.output)])
+    for k in range(len(graph.nodes) - 1, -1, -1):
+        node, v = graph.nodes[k], base[k]
+        if not np.issubdtype(v.dtype, np.floating):
+            continue
+        r = rng.standard_normal(v.shape)
+        h = default_step(np.float64) * max(1.0, float(np.max(np.abs(v), initial=0.0)))
+        fd = (replay(k, h * r) - replay(k, -h * r)) / (2 * h)
+        g = 0.0 if node.grad is None else np.asarray(node.grad, dtype=np.float64)
+        tr = float(np.sum(g * r))
+        if abs(fd - tr) <= 1e-5 * max(abs(fd), abs(tr)) + 1e-6 * max(1.0, abs(f0)):
+            continue
+        consumers = graph.consumers(k)
+        desc = "input" if node.op == "input" else f"{node.op}({', '.join(node.inputs)})"
+        used = "; ".join(f"{c.name} = {c.op}({', '.join(c.inputs)})" for c in consumers) or "none"
+        return (f"{node.name} = {desc}, shape {v.shape}: the tracer's gradient d{graph.output.name}/d{node.name} "
+                f"disagrees with finite differences along a random direction ({tr:.6g} vs {fd:.6g}) while every "
+                f"node after it agrees; suspect the derivative rule of its consumer(s): {used}")
+    return ("every node of the traced graph agrees with finite differences: the tracer looks right; "
+            "suspect the JAX side (e.g. a custom_vjp) or the function's use of jnp")

@@ -1,0 +1,31 @@
+"""Optimizing inputs instead of weights.
+
+Backprop differentiates with respect to any node of the graph. Holding the parameters θ fixed and moving
+the input x gives three tools, all compiled (one ``lax.scan`` per call) and batched:
+
+* :func:`optimize_input` — minimize or maximize any scalar f(x), with optional projection;
+* :func:`visualize_units` — activation maximization argmax_x h_lj(x) - λR(x) for many units at once;
+* :func:`fgsm`, :func:`pgd` — adversarial inputs within an ε-ball.
+
+Regularizers (:func:`l1`, :func:`l2`, :func:`total_variation`, :func:`blur_penalty`) and projections
+(:func:`box`, :func:`ball`, :func:`chain`) are small pure pieces that compose with them; pictures of the
+results are in :mod:`funcnet.plotting`.
+
+Inside: ``_loop`` (the one compiled loop every input optimization runs on), ``_frozen`` (an MLP's forward
+pass with its weights held fixed), ``_optimize``, ``_projections``, ``_regularizers``, ``_visualize`` and
+``_adversarial``.
+"""
+
+from __future__ import annotations
+
+from funcnet.inputs._adversarial import fgsm, pgd
+from funcnet.inputs._optimize import optimize_input
+from funcnet.inputs._projections import ball, box, chain
+from funcnet.inputs._regularizers import blur_penalty, gaussian_blur, l1, l2, total_variation
+from funcnet.inputs._visualize import visualize_units
+
+__all__ = [
+    "optimize_input", "visualize_units", "fgsm", "pgd",
+    "box", "ball", "chain",
+    "l1", "l2", "total_variation", "blur_penalty", "gaussian_blur",
+]
