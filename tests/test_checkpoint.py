@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
+import sys
 import warnings
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -94,3 +98,176 @@ def test_resume_follows_the_uninterrupted_trajectory(tmp_path):
     _assert_tree_equal(resumed, full)
     assert h_res.train_loss == h_full.train_loss and h_res.val_loss == h_full.val_loss
     assert fn.load(ckpt)["epoch"] == 4
+
+
+# ------------------------------------------------------------------ faults: kills, debris, durability
+
+_KILLED_WRITER = """
+import sys
+import numpy as np
+import funcnet.checkpoint as ck
+print("ready", flush=True)
+ck.save(sys.argv[1], {"step": 2, "big": np.ones(12_500_000)})   # 100 MB: killed part-way
+"""
+
+
+def test_sigkill_during_save_keeps_the_old_checkpoint_and_leaves_no_debris(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "c.npz"
+    fn.save(path, {"step": 1, "w": np.arange(5.0)})
+    tmp = tmp_path / ".c.npz.tmp"
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fn.__file__))}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path)], env=env, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        deadline = time.monotonic() + 60
+        while not (tmp.exists() and tmp.stat().st_size > 1_000_000) and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert tmp.exists()  # the kill landed mid-write: the temporary file is the only debris
+    _assert_tree_equal(fn.load(path), {"step": 1, "w": np.arange(5.0)})
+    fn.save(path, {"step": 3})
+    assert sorted(os.listdir(tmp_path)) == ["c.npz"]  # the next save reused the name and renamed it away
+    assert fn.load(path) == {"step": 3}
+
+
+def test_next_save_removes_random_named_temporaries_of_older_versions(tmp_path):
+    path = tmp_path / "c.npz"
+    (tmp_path / ".c.npz.a1B2c3D4.tmp").write_bytes(b"PK\x03\x04 orphan of a killed save")
+    (tmp_path / ".other.npz.a1B2c3D4.tmp").write_bytes(b"another target's: kept")
+    fn.save(path, {"step": 1})
+    assert sorted(os.listdir(tmp_path)) == [".other.npz.a1B2c3D4.tmp", "c.npz"]
+
+
+def test_save_fsyncs_the_file_and_the_folder(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+
+    def spy(fd):
+        synced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    fn.save(tmp_path / "c.npz", {"w": np.zeros(3)})
+    assert synced == [str(tmp_path / ".c.npz.tmp"), str(tmp_path)]  # the data, then the rename
+
+
+def test_save_into_a_missing_folder_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"the folder .*nope does not exist"):
+        fn.save(tmp_path / "nope" / "c.npz", {"w": np.zeros(3)})
+
+
+# ------------------------------------------------------------------ what load refuses
+
+
+def _crafted(path, meta, **arrays):
+    np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    return path
+
+
+def _nt_meta(cls_name):
+    return {"format": "funcnet-checkpoint", "version": 1,
+            "tree": {"t": "namedtuple", "cls": cls_name, "fields": ["a"], "c": [{"t": "leaf", "kind": "numpy"}]}}
+
+
+def test_truncated_file_is_a_value_error_naming_the_file(tmp_path):
+    path = fn.save(tmp_path / "c.npz", {"w": np.arange(1000.0)})
+    data = pathlib.Path(path).read_bytes()
+    for cut in (len(data) // 2, len(data) - 10, 30):
+        (tmp_path / "t.npz").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=r"t\.npz is not a funcnet checkpoint .*truncated or corrupt"):
+            fn.load(tmp_path / "t.npz")
+
+
+@pytest.mark.parametrize("content", [b"garbage", bytes(range(256)) * 40, b"\x80\x04\x95 pickle-ish", b""])
+def test_random_bytes_are_a_value_error_that_never_mentions_pickle(tmp_path, content):
+    (tmp_path / "x.npz").write_bytes(content)
+    with pytest.raises(ValueError, match=r"x\.npz is not a funcnet checkpoint") as e:
+        fn.load(tmp_path / "x.npz")
+    assert "pickle" not in str(e.value).lower()
+
+
+def test_plain_npz_and_object_arrays_are_refused(tmp_path):
+    np.savez(tmp_path / "plain.npz", w=np.zeros(3))
+    with pytest.raises(ValueError, match=r"plain\.npz .*plain \.npz, not written by funcnet\.save"):
+        fn.load(tmp_path / "plain.npz")
+    meta = {"format": "funcnet-checkpoint", "version": 1, "tree": {"t": "leaf", "kind": "numpy"}}
+    _crafted(tmp_path / "obj.npz", meta, **{"0": np.array([{"a": 1}], dtype=object)})
+    with pytest.raises(ValueError, match=r"obj\.npz .*member '0\.npy' is not a plain numeric array") as e:
+        fn.load(tmp_path / "obj.npz")
+    assert "pickle" not in str(e.value).lower()
+
+
+@pytest.mark.parametrize("tree, words", [
+    ({"t": "leaf", "kind": "pickle"}, "unknown leaf kind 'pickle'"),
+    ({"t": "leaf", "kind": "key", "impl": "os.system"}, "unknown PRNG key implementation"),
+    ({"t": "list", "c": [{"t": "leaf", "kind": "numpy"}, {"t": "leaf", "kind": "numpy"}]}, "2 leaves described, 1"),
+    ({"t": "dict", "keys": [["bytes", "x"]], "c": [{"t": "leaf", "kind": "numpy"}]}, "malformed dict keys"),
+    ({"t": "eval", "c": []}, "malformed tree node"),
+    ("not a node", "malformed tree node"),
+])
+def test_malformed_descriptions_are_value_errors(tmp_path, tree, words):
+    meta = {"format": "funcnet-checkpoint", "version": 1, "tree": tree}
+    _crafted(tmp_path / "m.npz", meta, **{"0": np.zeros(2)})
+    with pytest.raises(ValueError, match=r"m\.npz is not a funcnet checkpoint") as e:
+        fn.load(tmp_path / "m.npz")
+    assert words in str(e.value)
+
+
+def test_deeply_nested_description_is_a_value_error_not_a_recursion_error(tmp_path):
+    for depth in (300, 50_000):  # past funcnet's limit; past Python's recursion limit in json itself
+        tree = '{"t": "list", "c": [' * depth + '{"t": "leaf", "kind": "numpy"}' + "]}" * depth
+        meta = '{"format": "funcnet-checkpoint", "version": 1, "tree": ' + tree + "}"
+        path = tmp_path / "deep.npz"
+        np.savez(path, __meta__=np.frombuffer(meta.encode(), np.uint8), **{"0": np.zeros(1)})
+        with pytest.raises(ValueError, match=r"deep\.npz is not a funcnet checkpoint"):
+            fn.load(path)
+
+
+def test_a_crafted_class_name_is_never_imported(tmp_path, monkeypatch):
+    marker = tmp_path / "marker"
+    (tmp_path / "evil_side_effect_mod.py").write_text(
+        f"open({str(marker)!r}, 'w').write('imported')\nclass Thing(tuple):\n    _fields = ('a',)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("evil_side_effect_mod:Thing", "os:system", "funcnet.evil_side_effect_mod:Thing",
+                 "optax:adam", "subprocess:Popen"):
+        path = _crafted(tmp_path / "nt.npz", _nt_meta(name), **{"0": np.zeros(2)})
+        with pytest.raises(ValueError, match=r"nt\.npz holds a NamedTuple of class .* pass like=") as e:
+            fn.load(path)
+        assert name in str(e.value)
+    assert not marker.exists()
+    assert "evil_side_effect_mod" not in sys.modules and "funcnet.evil_side_effect_mod" not in sys.modules
+
+
+class _Pair(NamedTuple):
+    a: Any
+    b: Any
+
+
+def test_namedtuples_come_from_like_or_the_registry(tmp_path, monkeypatch):
+    path = fn.save(tmp_path / "c.npz", {"s": _Pair(np.ones(2), 3)})
+    with pytest.raises(ValueError, match=r"class tests\.test_checkpoint:_Pair|class test_checkpoint:_Pair"):
+        fn.load(path)
+    got = fn.load(path, like={"s": _Pair(np.zeros(2), 0)})
+    assert type(got["s"]) is _Pair and got["s"].b == 3
+    monkeypatch.setattr(_ckpt, "_REGISTRY", {})
+    fn.checkpoint.register(_Pair)
+    got = fn.load(path)
+    assert type(got["s"]) is _Pair
+    np.testing.assert_array_equal(got["s"].a, np.ones(2))
+    with pytest.raises(TypeError, match="expected a NamedTuple class"):
+        fn.checkpoint.register(dict)
+
+
+def test_optax_states_load_without_like(tmp_path):
+    state = optax.adam(1e-3).init({"w": jnp.ones(3)})
+    path = fn.save(tmp_path / "opt.npz", state)
+    _assert_tree_equal(fn.load(path), state)  # optax's classes: looked up in the imported module, not imported
