@@ -78,18 +78,20 @@ def test_graph_neuron_with_sigmoid(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["graph", "x + foo", "--var", "x=1"], "unknown name 'foo'"),
-    (["graph", "__import__('os')", "--var", "x=1"], "unknown function '__import__'"),
-    (["graph", "x[0]", "--var", "x=1"], "unsupported syntax"),
-    (["graph", "x +", "--var", "x=1"], "cannot parse"),
-    (["graph", "x", "--var", "x"], "NAME=VALUE"),
-    (["graph", "x", "--var", "x=abc"], "must be a number"),
-    (["gradcheck", "--sizes", "3"], "at least two positive widths"),
+    (["graph", "x + foo", "--var", "x=1"], "argument expr: unknown name 'foo'"),
+    (["graph", "__import__('os')", "--var", "x=1"], "argument expr: unknown function '__import__'"),
+    (["graph", "x[0]", "--var", "x=1"], "argument expr: unsupported syntax"),
+    (["graph", "x +", "--var", "x=1"], "argument expr: cannot parse"),
+    (["graph", "x", "--var", "x"], "argument --var: expected NAME=VALUE"),
+    (["graph", "x", "--var", "x=abc"], "argument --var: the value of x must be a number"),
+    (["gradcheck", "--sizes", "3"], "argument --sizes: needs at least two widths"),
 ])
 def test_bad_arguments_give_clear_errors(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*argv, "--out", str(tmp_path)])
-    assert message in str(exc.value)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert f"funcnet {argv[0]}: error: {message}" in err and "Traceback" not in err
 
 
 def test_graph_without_graphviz_writes_dot_only(tmp_path, capsys, monkeypatch):

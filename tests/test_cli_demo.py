@@ -37,4 +37,5 @@ def test_cli_help_lists_every_command():
 
 def test_demo_rejects_bad_arguments(tmp_path):
     proc = _run("demo", "--epochs", "0", "--out", str(tmp_path))
-    assert proc.returncode == 2 and "must be positive" in proc.stdout
+    assert proc.returncode == 2 and "funcnet demo: error: argument --epochs: must be >= 1, got 0" in proc.stderr
+    assert "Traceback" not in proc.stderr and list(tmp_path.iterdir()) == []  # refused before any work

@@ -6,25 +6,60 @@ FGSM; everything lands in one output folder.
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from funcnet.cli import _common
 
+_FULL = {"epochs": 40, "hidden": 128, "steps": 200}
+_QUICK = {"epochs": 3, "hidden": 32, "steps": 30}
 
-def register(sub) -> None:
+
+def register(sub, parents=()) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "demo", help="the main job: train on the bundled digits, check gradients, visualize units, attack",
-        description="On the bundled 8x8 digits: train a 64-128-10 ReLU MLP with fn.fit (progress shown), report "
-                    "test accuracy, compare its gradient by jax.grad, the funcnet tracer, finite differences and "
-                    "the hand-derived delta rule, visualize the 10 class units in one compiled call, and show the "
-                    "accuracy drop under FGSM. Writes PNGs and summary.json to the output folder.")
+        "demo", parents=list(parents),
+        help="the main job: train on the bundled digits, check gradients, visualize units, attack",
+        description="On the bundled 8x8 digits: train a 64-H-10 ReLU MLP with fn.fit (progress shown), report "
+                    "test accuracy, compare the gradient of that trained network's loss by jax.grad, the funcnet "
+                    "tracer, finite differences and the hand-derived delta rule, visualize the 10 class units in "
+                    "one compiled call, and show the accuracy drop under FGSM. Writes checkpoint.npz (the model, "
+                    "for `funcnet visualize --params`), PNGs, gradcheck.txt and summary.json to the output folder.")
     _common.add_out(p, "funcnet-out/demo")
     _common.add_seed(p)
-    p.add_argument("--epochs", type=int, default=40, help="training epochs, with early stopping (default: 40)")
-    p.add_argument("--hidden", type=int, default=128, help="hidden width (default: 128)")
-    p.add_argument("--steps", type=int, default=200, help="unit-visualization steps (default: 200)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.set_defaults(run=run)
+    p.add_argument("--epochs", type=_common.int_at_least(1), default=None,
+                   help="training epochs, with early stopping (default: 40; 3 with --quick)")
+    p.add_argument("--hidden", type=_common.int_at_least(1), default=None,
+                   help="hidden width (default: 128; 32 with --quick)")
+    p.add_argument("--steps", type=_common.int_at_least(1), default=None,
+                   help="unit-visualization steps (default: 200; 30 with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke size, a few seconds after start-up: 3 epochs, hidden width 32, 30 steps")
+    _common.add_quiet(p)
+    return p
+
+
+def validate(args) -> None:
+    size = _QUICK if args.quick else _FULL
+    for flag, value in size.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, value)
+    args.out = _common.prepare_out(args.out)
+
+
+def _gradcheck(model, params, X, y, report, out):
+    """compare_grads on the trained network's loss over 16 test digits; writes gradcheck.txt."""
+    import funcnet as fn
+
+    sizes = "-".join(map(str, model.sizes))
+    report.say(f"[2/4] checking the gradient of the trained {sizes} network's loss on 16 test digits: "
+               "jax.grad vs tracer vs finite differences vs hand-derived backprop ...")
+    f = fn.manual.mlp_loss(model, X[:16], y[:16], "softmax_cross_entropy")
+    result = fn.check.compare_grads(f, params)
+    header = (f"Gradient check of the trained network {model!r} (layer sizes {sizes}, "
+              f"{fn.param_count(params)} parameters): softmax cross-entropy on 16 test digits, float64.")
+    report.say(str(result))
+    (out / "gradcheck.txt").write_text(header + "\n\n" + str(result) + "\n")
+    return result
 
 
 def run(args) -> int:
@@ -36,102 +71,94 @@ def run(args) -> int:
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
-    say = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, flush=True))
-    if args.epochs < 1 or args.steps < 1 or args.hidden < 1:
-        print("funcnet demo: error: --epochs, --steps and --hidden must be positive")
-        return 2
-    out = _common.out_dir(args.out)
-    k_split, k_train, k_vis = jax.random.split(jax.random.key(args.seed), 3)
+    report = _common.Reporter(args.quiet)
+    out = args.out
+    k_split, k_train, k_vis = _common.run_keys(args.seed)
+    report.say("loading the bundled digits ...")
     train, val, (Xte, yte) = _common.digits_splits(k_split)
     model = fn.mlp([64, args.hidden, 10], activation="relu")
 
     # 1. train -----------------------------------------------------------------------------------------
-    say(f"[1/4] training {model!r} on {train[0].shape[0]} digits (Adam, batch 32, early stopping) ...")
+    report.say(f"[1/4] training {model!r} on {train[0].shape[0]} digits (Adam, batch 32, early stopping); "
+               "the first epoch includes compilation ...")
     t = time.perf_counter()
-    params, history = _common.train_digits(model, train, val, k_train, epochs=args.epochs,
-                                           progress=False if args.quiet else True)
+    params, history = _common.train_digits(model, train, val, k_train, epochs=args.epochs, progress=not args.quiet)
     timings["train"] = time.perf_counter() - t
     test_acc = float(fn.accuracy(model.apply(params, Xte), yte))
-    say(f"      test accuracy {test_acc:.4f} (best epoch {history.best_epoch + 1 if history.best_epoch is not None else '-'}"
-        f" of {history.epochs}, {timings['train']:.1f} s)")
-    history.to_json(out / "history.json")
-    files = ["history.json"]
-    try:
-        from funcnet.plotting import plot_history
+    report.say(f"      test accuracy {test_acc:.4f} ({_common.describe_best(history)}, {timings['train']:.1f} s)")
+    _common.save_model(out / "checkpoint.npz", params, model.sizes, "relu", "digits", args.seed)
+    _common.write_json(out / "history.json", history.to_dict())
+    from funcnet.plotting import plot_history
 
-        plot_history(history, out / "history.png")
-        files.append("history.png")
-    except ImportError as e:
-        say(f"      (no plots: {e})")
+    plot_history(history, out / "history.png")
 
-    # 2. gradient check --------------------------------------------------------------------------------
-    say("[2/4] checking the gradient of the loss on 16 test digits: jax.grad vs tracer vs finite differences "
-        "vs hand-derived backprop ...")
+    # 2. gradient check, 3. unit visualization, 4. adversarial inputs ------------------------------------
     t = time.perf_counter()
-    probe = fn.mlp([64, 16, 10], activation="relu")  # small enough for 2n finite-difference evaluations
-    probe_params = [{"w": l["w"][:, :16] if i == 0 else l["w"][:16], "b": l["b"][:16] if i == 0 else l["b"]}
-                    for i, l in enumerate(params)]
-    f = fn.manual.mlp_loss(probe, Xte[:16], yte[:16], "softmax_cross_entropy")
-    report = fn.check.compare_grads(f, probe_params)
+    check = _gradcheck(model, params, Xte, yte, report, out)
     timings["gradcheck"] = time.perf_counter() - t
-    say(str(report))
-    (out / "gradcheck.txt").write_text(str(report) + "\n")
-    files.append("gradcheck.txt")
-
-    # 3. unit visualization ----------------------------------------------------------------------------
-    say(f"[3/4] visualizing the 10 class units ({args.steps} steps each, one compiled call) ...")
     t = time.perf_counter()
-    images = fn.inputs.visualize_units(model, params, units=range(10), key=k_vis, steps=args.steps,
+    probs = _class_units(model, params, k_vis, args.steps, report, out)
+    timings["visualize"] = time.perf_counter() - t
+    t = time.perf_counter()
+    fgsm_rows = _fgsm(model, params, Xte, yte, test_acc, report, out)
+    timings["fgsm"] = time.perf_counter() - t
+
+    seconds = time.perf_counter() - t0
+    files = ["checkpoint.npz", "history.json", "history.png", "gradcheck.txt", "class_units.png",
+             "fgsm_examples.png", "summary.json"]
+    summary = {
+        "model": repr(model), "sizes": list(model.sizes), "test_accuracy": test_acc, "epochs_run": history.epochs,
+        "best_epoch": _common.best_epoch(history), "gradcheck_ok": check.ok,
+        "gradcheck_max_rel_error": check.max_rel_error, "class_unit_confidence": probs.diagonal(),
+        "class_unit_predicted": probs.argmax(-1), "fgsm": fgsm_rows, "timings_s": timings, "seconds": seconds,
+        "files": files,
+    }
+    _common.write_json(out / "summary.json", summary)
+    verdict = "gradients agree" if check.ok else "GRADIENTS DISAGREE (see gradcheck.txt)"
+    report.result(f"test accuracy {test_acc:.4f}, {verdict}, FGSM eps 0.1 accuracy {fgsm_rows[1]['accuracy']:.4f}; "
+                  f"done in {seconds:.1f} s; wrote {', '.join(files)} to {out}")
+    return 0 if check.ok else 1
+
+
+def _class_units(model, params, key, steps: int, report, out):
+    """The 10 class-unit images (one compiled call), drawn to class_units.png; returns softmax of each image."""
+    import jax
+    import numpy as np
+
+    import funcnet as fn
+    from funcnet import plotting
+
+    report.say(f"[3/4] visualizing the 10 class units (compiling, then {steps} steps in one call) ...")
+    images = fn.inputs.visualize_units(model, params, units=range(10), key=key, steps=steps,
                                        learning_rate=0.05, objective="logit", l2=1e-3, tv=0.05,
                                        input_shape=(8, 8), value_range=(0.0, 1.0))
     probs = np.asarray(jax.nn.softmax(model.apply(params, images.reshape(10, 64))))
-    timings["visualize"] = time.perf_counter() - t
-    say("      model's confidence in each image's own class: "
-        + " ".join(f"{k}:{probs[k, k]:.2f}" for k in range(10)))
+    report.say("      model's confidence in each image's own class: "
+               + " ".join(f"{k}:{probs[k, k]:.2f}" for k in range(10)))
+    plotting.image_grid(images, [f"{k}: p={probs[k, k]:.2f}" for k in range(10)], out / "class_units.png",
+                        normalize="none", title="inputs that maximize each class logit")
+    return probs
 
-    # 4. adversarial inputs ----------------------------------------------------------------------------
-    say("[4/4] attacking the test set with FGSM (L-inf ball, pixels kept in [0, 1]) ...")
-    t = time.perf_counter()
+
+def _fgsm(model, params, X, y, test_acc: float, report, out) -> list[dict]:
+    """Accuracy under FGSM for three eps; eight examples at eps 0.1 drawn to fgsm_examples.png."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    import funcnet as fn
+    from funcnet import plotting
+
+    report.say("[4/4] attacking the test set with FGSM (L-inf ball, pixels kept in [0, 1]) ...")
     logits_fn = lambda x: model.apply(params, x)  # one function object: one compile for every eps
-    fgsm_rows = []
-    x_adv = None
+    rows, x_adv = [], None
     for eps in (0.05, 0.1, 0.2):
-        x_eps = fn.inputs.fgsm(logits_fn, Xte, yte, eps, clip=(0.0, 1.0))
-        fgsm_rows.append({"eps": eps, "accuracy": float(fn.accuracy(logits_fn(x_eps), yte))})
-        if eps == 0.1:
-            x_adv = x_eps
-        say(f"      eps {eps:.2f}: test accuracy {test_acc:.4f} -> {fgsm_rows[-1]['accuracy']:.4f}")
-    timings["fgsm"] = time.perf_counter() - t
-
-    try:
-        from funcnet import plotting as _plot_images
-
-        _plot_images.image_grid(images, [f"{k}: p={probs[k, k]:.2f}" for k in range(10)], out / "class_units.png",
-                                normalize="none", title="inputs that maximize each class logit")
-        pred_adv = np.asarray(jnp.argmax(logits_fn(x_adv[:8]), -1))
-        pairs = jnp.concatenate([Xte[:8], x_adv[:8]]).reshape(16, 8, 8)
-        labels = [f"clean: {int(y)}" for y in yte[:8]] + [f"eps 0.1 -> {p}" for p in pred_adv]
-        _plot_images.image_grid(pairs, labels, out / "fgsm_examples.png", ncols=8, normalize="none",
-                                title="test digits (top) and their FGSM versions (bottom)")
-        files += ["class_units.png", "fgsm_examples.png"]
-    except ImportError as e:
-        say(f"      (no plots: {e})")
-
-    seconds = time.perf_counter() - t0
-    summary = {
-        "model": repr(model),
-        "test_accuracy": test_acc,
-        "epochs_run": history.epochs,
-        "best_epoch": history.best_epoch,
-        "gradcheck_ok": report.ok,
-        "gradcheck_max_rel_error": report.max_rel_error,
-        "class_unit_confidence": probs.diagonal(),
-        "class_unit_predicted": probs.argmax(-1),
-        "fgsm": fgsm_rows,
-        "timings_s": timings,
-        "seconds": seconds,
-        "files": files + ["summary.json"],
-    }
-    _common.write_json(out / "summary.json", summary)
-    say(f"done in {seconds:.1f} s; wrote {', '.join(summary['files'])} to {out}")
-    return 0 if report.ok else 1
+        x_eps = fn.inputs.fgsm(logits_fn, X, y, eps, clip=(0.0, 1.0))
+        rows.append({"eps": eps, "accuracy": float(fn.accuracy(logits_fn(x_eps), y))})
+        x_adv = x_eps if eps == 0.1 else x_adv
+        report.say(f"      eps {eps:.2f}: test accuracy {test_acc:.4f} -> {rows[-1]['accuracy']:.4f}")
+    pred_adv = np.asarray(jnp.argmax(logits_fn(x_adv[:8]), -1))
+    pairs = jnp.concatenate([X[:8], x_adv[:8]]).reshape(16, 8, 8)
+    labels = [f"clean: {int(v)}" for v in y[:8]] + [f"eps 0.1 -> {p}" for p in pred_adv]
+    plotting.image_grid(pairs, labels, out / "fgsm_examples.png", ncols=8, normalize="none",
+                        title="test digits (top) and their FGSM versions (bottom)")
+    return rows
