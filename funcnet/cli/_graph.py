@@ -99,7 +99,7 @@ def _parse_program(expr: str) -> list[tuple[str | None, ast.expr]]:
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
         raise UsageError("expr", f"cannot parse {expr[:80]!r}: {getattr(e, 'msg', None) or 'too deeply nested'}"
                          ) from None
-    n_nodes = sum(1 for _ in ast.walk(tree))
+    n_nodes = sum(isinstance(n, ast.expr) for n in ast.walk(tree))  # numbers, names, operations, calls
     if n_nodes > MAX_NODES:
         raise UsageError("expr", f"has {n_nodes} syntax nodes; at most {MAX_NODES} are allowed")
     if _depth(tree) > MAX_DEPTH:
@@ -230,20 +230,26 @@ def run(args) -> int:
 
     names = list(args.values)
     f = build_function(args.expr, names)
+    point = [np.float64(args.values[n]) for n in names]
     with np.errstate(all="ignore"):  # inf and nan are results to show (log(0), 1/0), not warnings
-        graph = tracer.trace(f, *[np.float64(args.values[n]) for n in names])
-        graph.explain()
-        dot_source = graph.to_dot()
-    output = np.asarray(graph.output.value, dtype=np.float64)
+        value, grads = tracer.value_and_grad(f, argnums=tuple(range(len(names))))(*point)
+    output = np.asarray(value, dtype=np.float64)
+    json_path = _common.write_json(args.out / f"{args.name}.json", {
+        "expr": args.expr, "vars": args.values, "output": output.tolist(),
+        "gradients": {n: np.asarray(g).tolist() for n, g in zip(names, grads)}})
+    try:
+        with np.errstate(all="ignore"):
+            graph = tracer.trace(f, *point)
+            graph.explain()
+            dot_source = graph.to_dot()
+    except (ArithmeticError, ValueError) as e:  # formatting a non-finite value
+        raise ValueError(f"the tracer could not display this graph ({_common.error_line(e)}); its output and "
+                         f"gradients are in {json_path}") from e
     if not np.all(np.isfinite(output)):
         print(f"note: the output is {output.tolist()}: a step of the expression left the finite numbers "
               "(see the forward values above)")
     dot_path = args.out / f"{args.name}.dot"
     dot_path.write_text(dot_source + "\n")
-    written = [dot_path, *_render(dot_path, args.name)]
-    grads = {n.name: np.asarray(n.grad).tolist() if n.grad is not None else 0.0
-             for n in graph.nodes if n.op == "input"}
-    written.append(_common.write_json(args.out / f"{args.name}.json", {
-        "expr": args.expr, "vars": args.values, "output": output.tolist(), "gradients": grads}))
+    written = [dot_path, *_render(dot_path, args.name), json_path]
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
