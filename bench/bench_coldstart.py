@@ -4,7 +4,9 @@ Every figure comes from a fresh Python process (nothing imported, nothing
 compiled, JAX's persistent compilation cache switched off with
 ``JAX_ENABLE_COMPILATION_CACHE=false``), repeated:
 
-1. ``import``: ``python -c "import jax"`` and ``python -c "import funcnet"``.
+1. ``import``: ``python -c "import jax"`` and ``python -c "import funcnet"``; ``help``: ``python -c pass``,
+   ``python -m funcnet --help`` and ``python -m funcnet <cmd> --help`` for every command, as ratios to
+   ``python -c pass`` in the same run, and whether printing help imported JAX (target: it does not).
 2. ``demo``: ``python -m funcnet demo --quiet --out <tmp>`` wall time, from process
    start to exit (target: under 60 s).
 3. ``fit_first_call``: in a child process, after a trivial jitted op (so JAX's
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 FULL = {"repeats": 3, "demo_args": [], "sizes": (784, 512, 512, 10), "batch": 128, "steps": 8, "epochs": 3}
-QUICK = {"repeats": 1, "demo_args": ["--epochs", "2"], "sizes": (64, 32, 10), "batch": 16, "steps": 4, "epochs": 3}
+QUICK = {"repeats": 1, "demo_args": ["--quick"], "sizes": (64, 32, 10), "batch": 16, "steps": 4, "epochs": 3}
 TARGET_DEMO_S = 60.0
 
 
@@ -107,6 +109,36 @@ def child(kind: str, sizes, batch: int, steps: int, epochs: int) -> dict:
             "first_call_s": times[0], "compile_s": times[0] - steady, "setup_s": wall - sum(times)}
 
 
+# ------------------------------------------------------------------------- help start-up
+
+_COMMANDS = ("demo", "train", "visualize", "gradcheck", "graph")
+_HELP_IMPORTS_JAX = (
+    "import sys\n"
+    "from funcnet.cli import main\n"
+    "for argv in ([], *([c] for c in {cmds!r})):\n"
+    "    try:\n"
+    "        main([*argv, '--help'])\n"
+    "    except SystemExit:\n"
+    "        pass\n"
+    "print('JAX-IMPORTED' if 'jax' in sys.modules else 'NO-JAX', file=sys.stderr)\n"
+)
+
+
+def help_startup(repeats: int) -> dict:
+    """Wall time of ``python -c pass`` and of each ``funcnet [cmd] --help``; their ratio; JAX imported or not."""
+    runs: dict[str, list[float]] = {"python -c pass": []}
+    for _ in range(repeats):
+        runs["python -c pass"].append(run_cold(["-c", "pass"], 60)[0])
+        for cmd in ("", *_COMMANDS):
+            label = f"funcnet {cmd} --help".replace("  ", " ")
+            runs.setdefault(label, []).append(run_cold(["-m", "funcnet", *([cmd] if cmd else []), "--help"], 60)[0])
+    _, proc = run_cold(["-c", _HELP_IMPORTS_JAX.format(cmds=_COMMANDS)], 60)
+    base = statistics.median(runs["python -c pass"])
+    return {"seconds": {k: C.summarize(v) for k, v in runs.items()},
+            "ratio_to_python": {k: statistics.median(v) / base for k, v in runs.items()},
+            "jax_imported": "JAX-IMPORTED" in proc.stderr}
+
+
 # ------------------------------------------------------------------------- main
 
 
@@ -129,6 +161,10 @@ def main(argv=None) -> int:
             imports[mod].append(run_cold(["-c", f"import {mod}"], 120)[0])
     out["import"] = {k: C.summarize(v) for k, v in imports.items()}
     print("cold import: " + ", ".join(f"{k} {C.fmt_time(v['median'])}" for k, v in out["import"].items()), flush=True)
+    out["help"] = help_startup(cfg["repeats"])
+    print("help start-up (x python -c pass): " + ", ".join(
+        f"{k} {v:.1f}x" for k, v in out["help"]["ratio_to_python"].items()) + "; JAX imported: "
+        + str(out["help"]["jax_imported"]), flush=True)
 
     demo, demo_reported, accuracy = [], [], []
     for i in range(cfg["repeats"]):
@@ -176,6 +212,9 @@ def main(argv=None) -> int:
              "min–max": f"{C.fmt_time(out['import']['jax']['min'])}–{C.fmt_time(out['import']['jax']['max'])}"},
             {"what": "python -c 'import funcnet'", "median": C.fmt_time(out["import"]["funcnet"]["median"]),
              "min–max": f"{C.fmt_time(out['import']['funcnet']['min'])}–{C.fmt_time(out['import']['funcnet']['max'])}"},
+            *[{"what": f"{k} ({out['help']['ratio_to_python'][k]:.1f}x python -c pass)",
+               "median": C.fmt_time(v["median"]), "min–max": f"{C.fmt_time(v['min'])}–{C.fmt_time(v['max'])}"}
+              for k, v in out["help"]["seconds"].items()],
             {"what": "funcnet demo, end to end", "median": C.fmt_time(out["demo"]["median"]),
              "min–max": f"{C.fmt_time(out['demo']['min'])}–{C.fmt_time(out['demo']['max'])}"},
             *[{"what": f"{label}: {part} (MLP {sizes}, Adam, batch {cfg['batch']})",
@@ -186,10 +225,14 @@ def main(argv=None) -> int:
         ]
     }
     worst = out["demo"]["max"]
+    help_worst = max(v for k, v in out["help"]["ratio_to_python"].items() if k != "python -c pass")
     out["targets"] = [
+        {"name": "funcnet --help and every funcnet <cmd> --help import no JAX", "target": False,
+         "value": out["help"]["jax_imported"], "met": not out["help"]["jax_imported"],
+         "note": f"slowest help {help_worst:.1f}x python -c pass (informational)"},
         {"name": f"funcnet demo from a cold process < {TARGET_DEMO_S:.0f} s", "target": TARGET_DEMO_S,
          "value": round(worst, 2), "met": None if args.quick else worst < TARGET_DEMO_S,
-         "note": ("quick run (--epochs 2), not judged; " if args.quick else "")
+         "note": ("quick run (--quick), not judged; " if args.quick else "")
                  + f"slowest of {len(demo)} runs; median {out['demo']['median']:.2f} s"},
         {"name": "fit first-call compile vs hand-written epoch (informational)", "target": None,
          "value": round(fit_c / raw_c, 2) if raw_c > 0 else None, "met": None,
