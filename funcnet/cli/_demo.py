@@ -63,10 +63,6 @@ def _gradcheck(model, params, X, y, report, out):
 
 
 def run(args) -> int:
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
     import funcnet as fn
 
     t0 = time.perf_counter()
