@@ -185,6 +185,52 @@ def default_step(dtype=np.float64, method: str = "central") -> float:
     raise ValueError(f"method must be 'central' or 'forward', got {method!r}")
 
 
+def _warn_about_eps(eps, leaves, factor: float, dtype, method: str) -> None:
+    """Warn when a user step vanishes next to some elements, or is so small that rounding error dominates."""
+    if eps is None:
+        return
+    if any(np.any((leaf + eps) - leaf == 0.0) for leaf in leaves):
+        warnings.warn(
+            f"eps={eps:g} vanishes next to some elements (x + eps == x in float64); used the default step "
+            f"{factor:.3g}·max(1, |x|) there instead", GradCheckWarning, stacklevel=3)
+    elif eps < 1e-3 * factor:
+        warnings.warn(
+            f"eps={eps:g} is too small for {np.dtype(dtype).name} {method} differences: rounding error "
+            f"(about {float(np.finfo(dtype).eps):.1e}·|f|/eps) dominates. Using eps={eps:g} as asked; the "
+            f"default step is {factor:.3g}·max(1, |x|).", GradCheckWarning, stacklevel=3)
+
+
+def _fd_leaf(call, leaves, li: int, name: str, factor: float, eps, method: str, f0: float) -> np.ndarray:
+    """The finite-difference gradient of one leaf, perturbing ``leaves[li]`` in place one element at a time."""
+    leaf = leaves[li]
+    g = np.zeros_like(leaf)
+    flat = leaf.reshape(-1)  # a view: edits perturb `leaves[li]` in place
+    for i in range(flat.size):
+        x = flat[i]
+        h = factor * max(1.0, abs(x)) if eps is None else eps
+        step = (x + h) - x
+        if step == 0.0:  # warned about by _warn_about_eps
+            step = (x + factor * max(1.0, abs(x))) - x
+        flat[i] = x + step
+        fp = float(call(leaves))
+        if method == "central":
+            flat[i] = x - step
+            fm = float(call(leaves))
+            d = (fp - fm) / (2.0 * step)
+        else:
+            fm = f0
+            d = (fp - f0) / step
+        flat[i] = x
+        if not (math.isfinite(fp) and math.isfinite(fm)):
+            raise ValueError(
+                f"f is not finite one step (h={step:.3g}) away from the point, at leaf {name} index "
+                f"{np.unravel_index(i, leaf.shape) if leaf.shape else ()}: f(x+h)={fp}, f(x-h or x)={fm}; "
+                "the step crosses a singularity or overflow — pass a smaller eps"
+            )
+        g.reshape(-1)[i] = d
+    return g
+
+
 # ----------------------------------------------------------------------------- numerical_grad
 def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: float | None = None,
                    method: str = "central", has_aux: bool = False):
@@ -237,6 +283,10 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
         raise ValueError(f"method must be 'central' or 'forward', got {method!r}")
     if not args:
         raise TypeError("numerical_grad needs the point: numerical_grad(f, *args)")
+    if eps is not None:
+        eps = real(eps, "eps", where="numerical_grad")
+        if not eps > 0:
+            raise ValueError(f"eps must be a positive finite step, got {eps}")
     argnums_t = argnums_tuple(argnums, len(args))
     single = _single(argnums)
     f = _drop_aux(f, has_aux)
@@ -254,50 +304,8 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
             raise ValueError(f"f is not finite at the point (f = {float(f0)}); gradients there are undefined")
         dtype = f0.dtype if f0.dtype in (np.float16, np.float32, np.float64) else np.dtype(np.float64)
         factor = default_step(dtype, method)
-        if eps is not None:
-            eps = float(eps)
-            if not eps > 0 or not math.isfinite(eps):
-                raise ValueError(f"eps must be a positive finite step, got {eps}")
-            vanishes = any(np.any((leaf + eps) - leaf == 0.0) for leaf in leaves)
-            if vanishes:
-                warnings.warn(
-                    f"eps={eps:g} vanishes next to some elements (x + eps == x in float64); used the default step "
-                    f"{factor:.3g}·max(1, |x|) there instead", GradCheckWarning, stacklevel=2)
-            elif eps < 1e-3 * factor:
-                warnings.warn(
-                    f"eps={eps:g} is too small for {np.dtype(dtype).name} {method} differences: rounding error "
-                    f"(about {float(np.finfo(dtype).eps):.1e}·|f|/eps) dominates. Using eps={eps:g} as asked; the "
-                    f"default step is {factor:.3g}·max(1, |x|).", GradCheckWarning, stacklevel=2)
-        f0 = float(f0)
-        grads = []
-        for li, leaf in enumerate(leaves):
-            g = np.zeros_like(leaf)
-            flat = leaf.reshape(-1)  # a view: edits perturb `leaves[li]` in place
-            for i in range(flat.size):
-                x = flat[i]
-                h = factor * max(1.0, abs(x)) if eps is None else eps
-                step = (x + h) - x
-                if step == 0.0:  # warned about above
-                    h = factor * max(1.0, abs(x))
-                    step = (x + h) - x
-                flat[i] = x + step
-                fp = float(call(leaves))
-                if method == "central":
-                    flat[i] = x - step
-                    fm = float(call(leaves))
-                    d = (fp - fm) / (2.0 * step)
-                else:
-                    fm = f0
-                    d = (fp - f0) / step
-                flat[i] = x
-                if not (math.isfinite(fp) and math.isfinite(fm)):
-                    raise ValueError(
-                        f"f is not finite one step (h={step:.3g}) away from the point, at leaf {names[li]} index "
-                        f"{np.unravel_index(i, leaf.shape) if leaf.shape else ()}: f(x+h)={fp}, f(x-h or x)={fm}; "
-                        "the step crosses a singularity or overflow — pass a smaller eps"
-                    )
-                g.reshape(-1)[i] = d
-            grads.append(g)
+        _warn_about_eps(eps, leaves, factor, dtype, method)
+        grads = [_fd_leaf(call, leaves, li, names[li], factor, eps, method, float(f0)) for li in range(len(leaves))]
     return jax.tree_util.tree_unflatten(treedef, grads)
 
 
@@ -529,6 +537,27 @@ def _run_methods(methods, runners, ref_leaves):
     return leaves_by, failures, cannot_run
 
 
+def _report(methods, names, ref_leaves, treedef, leaves_by, failures, cannot_run, tols) -> GradReport:
+    """Compare every pair of methods that ran on every leaf; the report (value and dtype filled in by the caller)."""
+    ran = [m for m in methods if m in leaves_by]
+    rows = []
+    for li, name in enumerate(names):
+        for a, b in itertools.combinations(ran, 2):
+            tol = tols["numerical"] if "numerical" in (a, b) else tols["exact"]
+            mabs, mrel, ok = _compare(leaves_by[a][li], leaves_by[b][li], *tol)
+            rows.append(LeafComparison(name, tuple(np.shape(ref_leaves[li])), (a, b), mabs, mrel, tol[0], tol[1], ok))
+    notes = [] if len(ran) >= 2 else [f"only {len(ran)} method(s) ran ({', '.join(ran) or 'none'}): "
+                                      "nothing was compared, so this is not a pass"]
+    return GradReport(
+        ok=not failures and all(r.ok for r in rows) and len(ran) >= 2,
+        max_abs_error=max((r.max_abs_error for r in rows), default=0.0),
+        max_rel_error=max((r.max_rel_error for r in rows), default=0.0),
+        rows=rows, grads={m: jax.tree_util.tree_unflatten(treedef, leaves_by[m]) for m in ran},
+        value=float("nan"), dtype="", methods=methods, tolerances=tols,
+        failures=failures, cannot_run=cannot_run, notes=notes,
+    )
+
+
 def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods: Sequence[str] | None = None,
                   eps: float | None = None, rtol: float | None = None, atol: float | None = None,
                   numerical_rtol: float | None = None, numerical_atol: float | None = None,
@@ -618,25 +647,10 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
         }
         leaves_by, failures, cannot_run = _run_methods(methods, runners, ref_leaves)
 
-    ran = [m for m in methods if m in leaves_by]
-    rows = []
-    for li, name in enumerate(names):
-        for a, b in itertools.combinations(ran, 2):
-            tol = tols["numerical"] if "numerical" in (a, b) else tols["exact"]
-            mabs, mrel, ok = _compare(leaves_by[a][li], leaves_by[b][li], *tol)
-            rows.append(LeafComparison(name, tuple(np.shape(ref_leaves[li])), (a, b), mabs, mrel, tol[0], tol[1], ok))
-    notes = [] if len(ran) >= 2 else [f"only {len(ran)} method(s) ran ({', '.join(ran) or 'none'}): "
-                                      "nothing was compared, so this is not a pass"]
-    report = GradReport(
-        ok=not failures and all(r.ok for r in rows) and len(ran) >= 2,
-        max_abs_error=max((r.max_abs_error for r in rows), default=0.0),
-        max_rel_error=max((r.max_rel_error for r in rows), default=0.0),
-        rows=rows, grads={m: jax.tree_util.tree_unflatten(treedef, leaves_by[m]) for m in ran},
-        value=float(value), dtype=dtype.name, methods=methods, tolerances=tols,
-        failures=failures, cannot_run=cannot_run, notes=notes,
-    )
+    report = _report(methods, names, ref_leaves, treedef, leaves_by, failures, cannot_run, tols)
+    report.value, report.dtype = float(value), dtype.name
     if "jax" in leaves_by and "tracer" in leaves_by and any(
-            not r.ok for r in rows if set(r.methods) == {"jax", "tracer"}):
+            not r.ok for r in report.rows if set(r.methods) == {"jax", "tracer"}):
         report.first_bad_node = _diagnose(f64, args64, argnums_t)
     return report
 
