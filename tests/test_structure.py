@@ -126,3 +126,27 @@ def test_no_function_is_longer_than_a_screen():
                 if n > LONGEST:
                     too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
     assert not too_long, f"functions over {LONGEST} lines: {too_long}"
+
+
+def test_packaging_files():
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["license"] == {"text": "Apache-2.0"}
+    license_text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+    assert "END OF TERMS AND CONDITIONS" in license_text
+    assert (ROOT / "funcnet" / "py.typed").exists()
+    assert "py.typed" in meta["tool"]["setuptools"]["package-data"]["funcnet"]
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert "## [Unreleased]" in changelog and f"## [{meta['project']['version']}]" in changelog
+    # runtime dependencies are only what runtime code imports
+    runtime = {d.split(">")[0].split("=")[0].split("[")[0] for d in meta["project"]["dependencies"]}
+    imported = set()
+    for path in (ROOT / "funcnet").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                imported.add(node.module.split(".")[0])
+    assert runtime - {"jaxlib"} <= imported, f"runtime dependencies no runtime code imports: {runtime - imported}"
