@@ -292,6 +292,8 @@ def check_grads(f: Callable, args: Sequence, order: int = 2, modes: Sequence[str
       >>> from funcnet import testing
       >>> testing.check_grads(lambda x: jnp.sin(x) * x, (np.array([0.3, -1.2]),), order=2)   # passes: None
     """
+    if not callable(f):
+        raise TypeError(f"check_grads: f must be a function, got {type(f).__name__} {f!r:.60}")
     if not isinstance(args, (tuple, list)):
         raise TypeError(f"check_grads: args must be a tuple of f's positional arguments, got "
                         f"{type(args).__name__}; write check_grads(f, (x,)) for one argument")

@@ -177,6 +177,8 @@ def default_step(dtype=np.float64, method: str = "central") -> float:
     float16   9.92e-02      3.13e-02
     ========  ============  ============
     """
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        raise TypeError(f"default_step needs a float dtype, got {np.dtype(dtype).name}")
     eps = float(np.finfo(np.dtype(dtype)).eps)
     if method == "central":
         return eps ** (1.0 / 3.0)
@@ -281,6 +283,8 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
     """
     if method not in ("central", "forward"):
         raise ValueError(f"method must be 'central' or 'forward', got {method!r}")
+    if not callable(f):
+        raise TypeError(f"numerical_grad: f must be a function, got {type(f).__name__} {f!r:.60}")
     if not args:
         raise TypeError("numerical_grad needs the point: numerical_grad(f, *args)")
     if eps is not None:
@@ -615,6 +619,8 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
       >>> r.ok, [row.methods for row in r.rows]
       (True, [('jax', 'numerical')])
     """
+    if not callable(f):
+        raise TypeError(f"compare_grads: f must be a function, got {type(f).__name__} {f!r:.60}")
     if not args:
         raise TypeError("compare_grads needs the point: compare_grads(f, *args)")
     argnums_t = argnums_tuple(argnums, len(args))
