@@ -51,7 +51,7 @@ import numpy as np
 
 from funcnet import activations as _activations, losses as _losses
 from funcnet.models import MLP
-from funcnet._boundary import array_namespace
+from funcnet._boundary import array_namespace, check_labels
 
 __all__ = ["mlp_backprop", "mlp_loss", "MLPLoss", "activation_vjp", "loss_output_grad",
            "SUPPORTED_ACTIVATIONS", "SUPPORTED_LOSSES"]
@@ -141,6 +141,13 @@ def loss_output_grad(loss: Any, out, y):
     return (_activations.softmax(out) - y) / m
 
 
+def _concrete(a) -> bool:
+    """``a`` holds values (NumPy, or a JAX array outside a trace): value checks can run on it."""
+    import jax
+
+    return not isinstance(a, jax.core.Tracer)
+
+
 def _check_targets(name: str, x_shape: tuple, k: int, y) -> None:
     lead = tuple(x_shape[:-1])
     y_shape = tuple(getattr(y, "shape", ()))
@@ -148,13 +155,26 @@ def _check_targets(name: str, x_shape: tuple, k: int, y) -> None:
     if name == "softmax_cross_entropy" and integer:
         if y_shape != lead:
             raise ValueError(f"integer labels for inputs of shape {tuple(x_shape)} must have shape {lead}, got {y_shape}")
+        if _concrete(y):
+            check_labels(y, k, "labels", where="mlp_backprop")
         return
     if integer:
         raise TypeError(f"{name} needs float targets of shape {lead + (k,)}, got integer targets")
+    if name == "softmax_cross_entropy" and y_shape == lead:
+        raise TypeError(f"softmax_cross_entropy needs integer class labels of shape {lead} or one-hot float targets "
+                        f"of shape {lead + (k,)}; got float targets of shape {y_shape} (dtype {y.dtype}): cast labels "
+                        "with .astype(int)")
     if y_shape != lead + (k,):
         raise ValueError(
             f"targets for {name} must have the output's shape {lead + (k,)} (inputs {tuple(x_shape)}), got {y_shape}"
         )
+    if _concrete(y):
+        arr = np.asarray(y)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"mlp_backprop: the targets hold {int((~np.isfinite(arr)).sum())} non-finite value(s)")
+        if name == "binary_cross_entropy" and arr.size and (arr.min() < 0 or arr.max() > 1):
+            raise ValueError(f"binary_cross_entropy targets must lie in [0, 1], got values in "
+                             f"[{arr.min():g}, {arr.max():g}]")
 
 
 def mlp_backprop(model: MLP, params, x, y, loss: Any = "mse"):

@@ -69,14 +69,14 @@ def test_integer_argument_is_refused_clearly():
     with pytest.raises(TypeError, match=r"only defined for float arguments.*int64.*astype\(float\)"):
         fn.check.numerical_grad(lambda x: x.sum(), np.array([1, 2]))
     with pytest.raises(TypeError, match=r"leaf \[1\]\['n'\] has dtype int"):
-        fn.check.compare_grads(lambda p: p[0].sum(), [np.ones(2), {"n": np.arange(3)}], methods=("jax",))
+        fn.check.compare_grads(lambda p: p[0].sum(), [np.ones(2), {"n": np.arange(3)}], methods=("jax", "numerical"))
 
 
 def test_non_finite_point_and_non_finite_value_are_refused():
     with pytest.raises(ValueError, match=r"not finite: leaf \['w'\] holds 1 non-finite.*index \(1,\): nan"):
         fn.check.numerical_grad(lambda p: p["w"].sum(), {"w": np.array([1.0, np.nan])})
     with pytest.raises(ValueError, match=r"f is not finite at the point \(f = inf\)"):
-        fn.check.compare_grads(lambda x: jnp.sum(1.0 / x), np.array([0.0, 1.0]), methods=("jax",))
+        fn.check.compare_grads(lambda x: jnp.sum(1.0 / x), np.array([0.0, 1.0]), methods=("jax", "numerical"))
     with pytest.raises(ValueError, match="one step .* away from the point"):
         fn.check.numerical_grad(lambda x: jnp.sum(jnp.log(x)), np.array([1e-9]), eps=1e-3)
 
@@ -179,12 +179,51 @@ def test_a_wrong_derivative_rule_is_caught():
         report.assert_ok()
 
 
-def test_a_method_that_raises_is_a_reported_failure():
+def test_a_method_that_cannot_run_is_reported_not_a_mismatch():
     f = lambda x: jnp.sum(jnp.sin(x))  # noqa: E731  (jnp only: the tracer cannot run it)
     report = fn.check.compare_grads(f, np.array([0.1, 0.2]))
-    assert not report.ok and set(report.failures) == {"tracer"}
-    assert "FAILED tracer" in str(report)
+    # jax and finite differences agree, so the report is ok; the tracer is named with the reason
+    assert report.ok and report.ran == ("jax", "numerical") and set(report.cannot_run) == {"tracer"}
+    assert not report.failures
+    text = str(report)
+    assert "tracer: cannot run (TypeError:" in text and "MISMATCH" not in text
+    assert text.splitlines()[-1].endswith("; 2 of 3 methods ran") and text.splitlines()[-1].startswith("OK: ")
+    # independent reference: d/dx Σ sin x = cos x
     np.testing.assert_allclose(report.grads["numerical"], np.cos([0.1, 0.2]), rtol=1e-9)
+    np.testing.assert_allclose(report.grads["jax"], np.cos([0.1, 0.2]), rtol=1e-12)
+    assert report.to_dict()["cannot_run"]["tracer"].startswith("TypeError:")
+
+
+def test_one_method_that_ran_is_not_a_pass():
+    f = lambda x: jnp.sum(jnp.sin(x))  # noqa: E731
+    report = fn.check.compare_grads(f, np.array([0.1, 0.2]), methods=("jax", "tracer"))
+    assert not report.ok and not bool(report) and report.rows == []
+    assert "nothing was compared" in str(report) and str(report).splitlines()[-1].startswith("FAILED: ")
+    assert str(report).splitlines()[-1].endswith("1 of 2 methods ran")
+
+
+def test_fd_is_an_alias_of_numerical():
+    report = fn.check.compare_grads(lambda x: (x ** 2).sum(), np.array([1.5, -2.0]), methods=("tracer", "fd"))
+    assert report.methods == ("tracer", "numerical") and report.ok
+    np.testing.assert_allclose(report.grads["tracer"], [3.0, -4.0], rtol=1e-12)
+
+
+def test_has_aux_differentiates_the_value_only():
+    f = lambda x: ((x ** 3).sum(), {"note": x * 2})  # noqa: E731
+    x = np.array([0.5, -1.0])
+    report = fn.check.compare_grads(f, x, has_aux=True)
+    assert report.ok and report.ran == ("jax", "tracer", "numerical")
+    np.testing.assert_allclose(report.grads["tracer"], 3 * x ** 2, rtol=1e-12)   # closed form 3x²
+    np.testing.assert_allclose(fn.check.numerical_grad(f, x, has_aux=True), 3 * x ** 2, rtol=1e-8)
+
+
+def test_report_html_is_a_table_and_text_stays_text():
+    f = _wrong_cube()
+    report = fn.check.compare_grads(f, np.array([0.5, -0.7]))
+    page = report._repr_html_()
+    assert page.count("<tr>") == 1 + len(report.rows) and "<th>max abs err</th>" in page
+    assert "<b>MISMATCH</b>" in page and "first differing leaf: x (jax vs tracer" in page
+    assert "<" not in str(report) and "first differing leaf: x (jax vs tracer" in str(report)
 
 
 def test_tolerances_can_be_overridden():

@@ -10,6 +10,7 @@ apart they are, leaf by leaf.
 from __future__ import annotations
 
 import dataclasses
+import html
 import inspect
 import itertools
 import math
@@ -19,12 +20,14 @@ from typing import Callable, Sequence
 import jax
 import numpy as np
 
+from funcnet._boundary import argnums_tuple, real
 from funcnet.manual import MLPLoss
 
 __all__ = ["numerical_grad", "compare_grads", "GradReport", "LeafComparison", "GradCheckWarning",
            "default_step", "METHODS"]
 
 METHODS = ("jax", "tracer", "numerical", "manual")
+_ALIASES = {"fd": "numerical"}
 _EXACT_TOL = {np.dtype(np.float64): (1e-8, 1e-10), np.dtype(np.float32): (1e-4, 1e-6)}
 _NUMERICAL_TOL = {np.dtype(np.float64): (1e-5, 1e-6), np.dtype(np.float32): (2e-2, 2e-3)}
 
@@ -34,14 +37,32 @@ class GradCheckWarning(UserWarning):
 
 
 # ----------------------------------------------------------------------------- helpers
-def _argnums_tuple(argnums, nargs: int) -> tuple[int, ...]:
-    t = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    if not t or any(not isinstance(i, int) for i in t):
-        raise TypeError(f"argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
-    for i in t:
-        if not -nargs <= i < nargs:
-            raise ValueError(f"argnums={argnums!r} but the function was given {nargs} positional argument(s)")
-    return tuple(i % nargs for i in t)
+def _single(argnums) -> bool:
+    """``argnums`` given as one index (the gradient is then not wrapped in a tuple, as in ``jax.grad``)."""
+    return isinstance(argnums, (int, np.integer)) and not isinstance(argnums, (bool, np.bool_))
+
+
+def _value_of(out, has_aux: bool, what: str = "f"):
+    """The differentiated value of ``f``'s output: ``out`` itself, or ``out[0]`` of ``(value, aux)``."""
+    if not has_aux:
+        if isinstance(out, (tuple, list)):
+            raise TypeError(
+                f"{what} returned a {type(out).__name__} of length {len(out)}, not a scalar; if it returns "
+                "(value, aux), pass has_aux=True")
+        return out
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        arrived = (f"a {type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list))
+                   else f"a single {type(out).__name__} of shape {np.shape(out)}")
+        raise TypeError(f"has_aux=True expects {what} to return a pair (value, aux), got {arrived}; "
+                        "pass has_aux=False for a function that returns the value alone")
+    return out[0]
+
+
+def _drop_aux(f, has_aux: bool):
+    """``f`` returning its value alone (the aux output checked and dropped)."""
+    if not has_aux:
+        return f
+    return lambda *a: _value_of(f(*a), True)
 
 
 def _is_float_leaf(leaf) -> bool:
@@ -130,7 +151,7 @@ def _replace_diff(args: Sequence, argnums: tuple[int, ...], single: bool, diff) 
 
 
 def _scalar_value(out, what: str = "f") -> float:
-    arr = np.asarray(out)
+    arr = np.asarray(_value_of(out, False, what))
     if arr.shape != ():
         raise TypeError(
             f"{what} must return a scalar (shape ()) to have a gradient, got shape {arr.shape}; "
@@ -156,6 +177,8 @@ def default_step(dtype=np.float64, method: str = "central") -> float:
     float16   9.92e-02      3.13e-02
     ========  ============  ============
     """
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        raise TypeError(f"default_step needs a float dtype, got {np.dtype(dtype).name}")
     eps = float(np.finfo(np.dtype(dtype)).eps)
     if method == "central":
         return eps ** (1.0 / 3.0)
@@ -164,9 +187,55 @@ def default_step(dtype=np.float64, method: str = "central") -> float:
     raise ValueError(f"method must be 'central' or 'forward', got {method!r}")
 
 
+def _warn_about_eps(eps, leaves, factor: float, dtype, method: str) -> None:
+    """Warn when a user step vanishes next to some elements, or is so small that rounding error dominates."""
+    if eps is None:
+        return
+    if any(np.any((leaf + eps) - leaf == 0.0) for leaf in leaves):
+        warnings.warn(
+            f"eps={eps:g} vanishes next to some elements (x + eps == x in float64); used the default step "
+            f"{factor:.3g}·max(1, |x|) there instead", GradCheckWarning, stacklevel=3)
+    elif eps < 1e-3 * factor:
+        warnings.warn(
+            f"eps={eps:g} is too small for {np.dtype(dtype).name} {method} differences: rounding error "
+            f"(about {float(np.finfo(dtype).eps):.1e}·|f|/eps) dominates. Using eps={eps:g} as asked; the "
+            f"default step is {factor:.3g}·max(1, |x|).", GradCheckWarning, stacklevel=3)
+
+
+def _fd_leaf(call, leaves, li: int, name: str, factor: float, eps, method: str, f0: float) -> np.ndarray:
+    """The finite-difference gradient of one leaf, perturbing ``leaves[li]`` in place one element at a time."""
+    leaf = leaves[li]
+    g = np.zeros_like(leaf)
+    flat = leaf.reshape(-1)  # a view: edits perturb `leaves[li]` in place
+    for i in range(flat.size):
+        x = flat[i]
+        h = factor * max(1.0, abs(x)) if eps is None else eps
+        step = (x + h) - x
+        if step == 0.0:  # warned about by _warn_about_eps
+            step = (x + factor * max(1.0, abs(x))) - x
+        flat[i] = x + step
+        fp = float(call(leaves))
+        if method == "central":
+            flat[i] = x - step
+            fm = float(call(leaves))
+            d = (fp - fm) / (2.0 * step)
+        else:
+            fm = f0
+            d = (fp - f0) / step
+        flat[i] = x
+        if not (math.isfinite(fp) and math.isfinite(fm)):
+            raise ValueError(
+                f"f is not finite one step (h={step:.3g}) away from the point, at leaf {name} index "
+                f"{np.unravel_index(i, leaf.shape) if leaf.shape else ()}: f(x+h)={fp}, f(x-h or x)={fm}; "
+                "the step crosses a singularity or overflow — pass a smaller eps"
+            )
+        g.reshape(-1)[i] = d
+    return g
+
+
 # ----------------------------------------------------------------------------- numerical_grad
 def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: float | None = None,
-                   method: str = "central"):
+                   method: str = "central", has_aux: bool = False):
     r"""Gradient of a scalar function by finite differences, over pytrees, in float64.
 
     For every element x_i of the differentiated arguments,
@@ -195,14 +264,16 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
         :class:`GradCheckWarning` naming the step used; one that vanishes
         (``x + eps == x``) is replaced by the default step, with a warning.
       method: ``"central"`` (default) or ``"forward"``.
+      has_aux: ``f`` returns ``(value, aux)``; only the value is differentiated.
 
     Returns:
       The gradient with the structure of ``args[argnums]`` (a tuple of such for a
       tuple ``argnums``), as float64 NumPy arrays.
 
     Raises:
-      TypeError: integer/bool/complex differentiated leaves, or a non-scalar output.
-      ValueError: a non-finite point, a non-finite ``f`` at the point or at a step.
+      TypeError: integer/bool/complex differentiated leaves, a non-scalar output, an ``argnums``
+        that is not an int or a tuple of ints, ``has_aux=True`` without a ``(value, aux)`` pair.
+      ValueError: an ``argnums`` out of range or repeated, a non-finite point, a non-finite ``f`` at the point or at a step.
 
     Examples:
       >>> import numpy as np, funcnet as fn
@@ -212,10 +283,17 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
     """
     if method not in ("central", "forward"):
         raise ValueError(f"method must be 'central' or 'forward', got {method!r}")
+    if not callable(f):
+        raise TypeError(f"numerical_grad: f must be a function, got {type(f).__name__} {f!r:.60}")
     if not args:
         raise TypeError("numerical_grad needs the point: numerical_grad(f, *args)")
-    argnums_t = _argnums_tuple(argnums, len(args))
-    single = isinstance(argnums, int)
+    if eps is not None:
+        eps = real(eps, "eps", where="numerical_grad")
+        if not eps > 0:
+            raise ValueError(f"eps must be a positive finite step, got {eps}")
+    argnums_t = argnums_tuple(argnums, len(args))
+    single = _single(argnums)
+    f = _drop_aux(f, has_aux)
     _, leaves, treedef, names = _diff_leaves(args, argnums_t, single, f)
     base_args = _to_f64_numpy(list(args))
     leaves = [np.array(leaf, dtype=np.float64) for leaf in leaves]  # owned copies
@@ -230,50 +308,8 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
             raise ValueError(f"f is not finite at the point (f = {float(f0)}); gradients there are undefined")
         dtype = f0.dtype if f0.dtype in (np.float16, np.float32, np.float64) else np.dtype(np.float64)
         factor = default_step(dtype, method)
-        if eps is not None:
-            eps = float(eps)
-            if not eps > 0 or not math.isfinite(eps):
-                raise ValueError(f"eps must be a positive finite step, got {eps}")
-            vanishes = any(np.any((leaf + eps) - leaf == 0.0) for leaf in leaves)
-            if vanishes:
-                warnings.warn(
-                    f"eps={eps:g} vanishes next to some elements (x + eps == x in float64); used the default step "
-                    f"{factor:.3g}·max(1, |x|) there instead", GradCheckWarning, stacklevel=2)
-            elif eps < 1e-3 * factor:
-                warnings.warn(
-                    f"eps={eps:g} is too small for {np.dtype(dtype).name} {method} differences: rounding error "
-                    f"(about {float(np.finfo(dtype).eps):.1e}·|f|/eps) dominates. Using eps={eps:g} as asked; the "
-                    f"default step is {factor:.3g}·max(1, |x|).", GradCheckWarning, stacklevel=2)
-        f0 = float(f0)
-        grads = []
-        for li, leaf in enumerate(leaves):
-            g = np.zeros_like(leaf)
-            flat = leaf.reshape(-1)  # a view: edits perturb `leaves[li]` in place
-            for i in range(flat.size):
-                x = flat[i]
-                h = factor * max(1.0, abs(x)) if eps is None else eps
-                step = (x + h) - x
-                if step == 0.0:  # warned about above
-                    h = factor * max(1.0, abs(x))
-                    step = (x + h) - x
-                flat[i] = x + step
-                fp = float(call(leaves))
-                if method == "central":
-                    flat[i] = x - step
-                    fm = float(call(leaves))
-                    d = (fp - fm) / (2.0 * step)
-                else:
-                    fm = f0
-                    d = (fp - f0) / step
-                flat[i] = x
-                if not (math.isfinite(fp) and math.isfinite(fm)):
-                    raise ValueError(
-                        f"f is not finite one step (h={step:.3g}) away from the point, at leaf {names[li]} index "
-                        f"{np.unravel_index(i, leaf.shape) if leaf.shape else ()}: f(x+h)={fp}, f(x-h or x)={fm}; "
-                        "the step crosses a singularity or overflow — pass a smaller eps"
-                    )
-                g.reshape(-1)[i] = d
-            grads.append(g)
+        _warn_about_eps(eps, leaves, factor, dtype, method)
+        grads = [_fd_leaf(call, leaves, li, names[li], factor, eps, method, float(f0)) for li in range(len(leaves))]
     return jax.tree_util.tree_unflatten(treedef, grads)
 
 
@@ -299,10 +335,10 @@ class LeafComparison:
 
 @dataclasses.dataclass
 class GradReport:
-    """What :func:`compare_grads` found. ``print(report)`` shows a table.
+    """What :func:`compare_grads` found. ``print(report)`` shows a text table; in a notebook it shows as HTML.
 
     Attributes:
-      ok: every comparison within tolerance and every method ran.
+      ok: at least two methods ran, none failed, and every comparison is within tolerance.
       max_abs_error, max_rel_error: the largest errors over all rows.
       rows: one :class:`LeafComparison` per leaf and pair of methods.
       grads: each method's gradient (float64 NumPy pytrees), by method name.
@@ -310,10 +346,14 @@ class GradReport:
       dtype: the dtype ``f`` computes in at float64 inputs (tolerances follow it).
       tolerances: ``{"exact": (rtol, atol), "numerical": (rtol, atol)}``; "exact" applies
         between jax, tracer and manual, "numerical" to any pair with finite differences.
-      failures: methods that raised, with the error message.
+      failures: methods that ran but returned something that is not a gradient of the
+        arguments (wrong structure or shapes), with what arrived.
+      cannot_run: methods that could not run ``f`` at all (e.g. the tracer on a function
+        that calls ``jax.numpy`` directly), with the error they raised. They are reported,
+        not counted as a mismatch; the other methods are still compared.
       first_bad_node: when tracer and jax disagree, the first node of the traced graph
         (in backward order) whose gradient differs, described in words; else ``None``.
-      notes: anything else worth knowing (e.g. a method skipped by default).
+      notes: anything else worth knowing.
     """
 
     ok: bool
@@ -326,15 +366,52 @@ class GradReport:
     methods: tuple
     tolerances: dict
     failures: dict = dataclasses.field(default_factory=dict)
+    cannot_run: dict = dataclasses.field(default_factory=dict)
     first_bad_node: str | None = None
     notes: list = dataclasses.field(default_factory=list)
 
-    def table(self) -> str:
-        """The comparison as an aligned text table."""
+    @property
+    def ran(self) -> tuple:
+        """The methods that computed a gradient."""
+        return tuple(m for m in self.methods if m in self.grads)
+
+    @property
+    def first_mismatch(self) -> LeafComparison | None:
+        """The first row (in leaf order) outside its tolerance, or ``None``."""
+        return next((r for r in self.rows if not r.ok), None)
+
+    def _cells(self) -> tuple[tuple, list]:
         header = ("leaf", "shape", "methods", "max abs err", "max rel err", "rtol", "atol", "")
         body = [(r.leaf, str(r.shape), f"{r.methods[0]} vs {r.methods[1]}", f"{r.max_abs_error:.2e}",
                  f"{r.max_rel_error:.2e}", f"{r.rtol:.0e}", f"{r.atol:.0e}", "ok" if r.ok else "MISMATCH")
                 for r in self.rows]
+        return header, body
+
+    def _messages(self) -> list[str]:
+        """The lines after the table: methods that could not run or failed, the diagnosis, notes, verdict."""
+        lines = [f"{m}: cannot run ({msg})" for m, msg in self.cannot_run.items()]
+        lines += [f"FAILED {m}: {msg}" for m, msg in self.failures.items()]
+        bad = self.first_mismatch
+        if bad is not None:
+            lines.append(f"first differing leaf: {bad.leaf} ({bad.methods[0]} vs {bad.methods[1]}: max abs error "
+                         f"{bad.max_abs_error:.2e}, max rel error {bad.max_rel_error:.2e})")
+        if self.first_bad_node:
+            lines.append(f"first differing node: {self.first_bad_node}")
+        lines += [f"note: {n}" for n in self.notes]
+        verdict = "OK" if self.ok else "MISMATCH" if bad is not None else "FAILED"
+        lines.append(f"{verdict}: max abs error {self.max_abs_error:.2e}, max rel error "
+                     f"{self.max_rel_error:.2e}; {len(self.ran)} of {len(self.methods)} methods ran")
+        return lines
+
+    def _head(self) -> str:
+        t = self.tolerances
+        return (f"compare_grads: {', '.join(self.methods)}; f = {self.value:.6g} ({self.dtype}); "
+                f"tolerances exact rtol={t['exact'][0]:.0e} atol={t['exact'][1]:.0e}, "
+                f"numerical rtol={t['numerical'][0]:.0e} atol={t['numerical'][1]:.0e}")
+
+    def table(self) -> str:
+        """The comparison as an aligned text table."""
+        header, body = self._cells()
         widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
         fmt = lambda row: "  ".join(c.ljust(w) if i < 3 or i == 7 else c.rjust(w)  # noqa: E731
                                     for i, (c, w) in enumerate(zip(row, widths))).rstrip()
@@ -342,18 +419,18 @@ class GradReport:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        head = (f"compare_grads: {', '.join(self.methods)}; f = {self.value:.6g} ({self.dtype}); "
-                f"tolerances exact rtol={self.tolerances['exact'][0]:.0e} atol={self.tolerances['exact'][1]:.0e}, "
-                f"numerical rtol={self.tolerances['numerical'][0]:.0e} atol={self.tolerances['numerical'][1]:.0e}")
-        parts = [head, self.table()]
-        for m, msg in self.failures.items():
-            parts.append(f"FAILED {m}: {msg}")
-        if self.first_bad_node:
-            parts.append(f"first differing node: {self.first_bad_node}")
-        parts += [f"note: {n}" for n in self.notes]
-        verdict = "OK" if self.ok else "MISMATCH"
-        parts.append(f"{verdict}: max abs error {self.max_abs_error:.2e}, max rel error {self.max_rel_error:.2e}")
-        return "\n".join(parts)
+        return "\n".join([self._head(), self.table(), *self._messages()])
+
+    def _repr_html_(self) -> str:
+        """An HTML table for notebooks (Jupyter calls this); ``str(report)`` stays the text table."""
+        esc = html.escape
+        header, body = self._cells()
+        th = "".join(f"<th>{esc(h)}</th>" for h in header)
+        tr = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" if c != "MISMATCH" else f"<td><b>{c}</b></td>"
+                                      for c in row) + "</tr>" for row in body)
+        msgs = "".join(f"<li>{esc(line)}</li>" for line in self._messages())
+        return (f"<div class=\"funcnet-gradreport\"><p>{esc(self._head())}</p>"
+                f"<table><thead><tr>{th}</tr></thead><tbody>{tr}</tbody></table><ul>{msgs}</ul></div>")
 
     def __repr__(self) -> str:
         return (f"GradReport(ok={self.ok}, methods={self.methods}, max_abs_error={self.max_abs_error:.3g}, "
@@ -374,7 +451,8 @@ class GradReport:
             "ok": self.ok, "max_abs_error": self.max_abs_error, "max_rel_error": self.max_rel_error,
             "value": self.value, "dtype": self.dtype, "methods": list(self.methods),
             "tolerances": {k: list(v) for k, v in self.tolerances.items()},
-            "failures": dict(self.failures), "first_bad_node": self.first_bad_node, "notes": list(self.notes),
+            "failures": dict(self.failures), "cannot_run": dict(self.cannot_run),
+            "first_bad_node": self.first_bad_node, "notes": list(self.notes),
             "rows": [dict(dataclasses.asdict(r), shape=list(r.shape), methods=list(r.methods)) for r in self.rows],
         }
 
@@ -400,7 +478,7 @@ def _run_jax(f, args, argnums):
                    or not all(hasattr(l, "dtype") for l in jax.tree_util.tree_leaves(a)))
     try:
         return jax.jit(jax.grad(f, argnums=argnums), static_argnums=static)(*jargs)
-    except Exception:  # value-dependent Python control flow, unhashable static args, ...: grad works eagerly
+    except Exception:  # a user function: value-dependent Python control flow, unhashable static args, ...
         return jax.grad(f, argnums=argnums)(*jargs)
 
 
@@ -410,14 +488,89 @@ def _run_tracer(f, args, argnums):
     return tracer.grad(f, argnums=argnums)(*args)
 
 
+def _parse_methods(methods, is_mlp: bool) -> tuple[str, ...]:
+    """The requested methods as canonical names (``"fd"`` is ``"numerical"``), at least two, distinct."""
+    if methods is None:
+        return ("jax", "tracer", "numerical") + (("manual",) if is_mlp else ())
+    methods = (methods,) if isinstance(methods, str) else methods
+    try:
+        methods = tuple(methods)
+    except TypeError:
+        raise TypeError(f"methods must be a tuple of names from {METHODS}, got {type(methods).__name__} "
+                        f"{methods!r}") from None
+    if any(not isinstance(m, str) for m in methods):
+        raise TypeError(f"methods must be a tuple of names from {METHODS}, got {methods!r}")
+    canon = tuple(_ALIASES.get(m, m) for m in methods)
+    if any(m not in METHODS for m in canon) or len(set(canon)) != len(canon):
+        raise ValueError(f"methods must be distinct names from {METHODS} (or 'fd' for 'numerical'), "
+                         f"got {methods!r}")
+    if len(canon) < 2:
+        raise ValueError(f"compare_grads needs at least two methods to compare, got {methods!r}; "
+                         "e.g. methods=('jax', 'numerical')")
+    return canon
+
+
+def _tolerances(dtype, rtol, atol, numerical_rtol, numerical_atol) -> dict:
+    given = {"rtol": rtol, "atol": atol, "numerical_rtol": numerical_rtol, "numerical_atol": numerical_atol}
+    for name, v in given.items():
+        if v is not None:
+            real(v, name, minimum=0.0, where="compare_grads")
+    return {"exact": (_EXACT_TOL[dtype][0] if rtol is None else float(rtol),
+                      _EXACT_TOL[dtype][1] if atol is None else float(atol)),
+            "numerical": (_NUMERICAL_TOL[dtype][0] if numerical_rtol is None else float(numerical_rtol),
+                          _NUMERICAL_TOL[dtype][1] if numerical_atol is None else float(numerical_atol))}
+
+
+def _run_methods(methods, runners, ref_leaves):
+    """Run every method: ``(leaves by method, gradient pytrees by method, failures, cannot_run)``."""
+    leaves_by, failures, cannot_run = {}, {}, {}
+    shapes = [np.shape(r) for r in ref_leaves]
+    for m in methods:
+        try:
+            g = runners[m]()
+        except ImportError:
+            raise
+        except Exception as e:  # the user's function under this method: it cannot run there; said by name
+            cannot_run[m] = f"{type(e).__name__}: {e}"
+            continue
+        lv = [np.asarray(leaf, dtype=np.float64) for leaf in jax.tree_util.tree_leaves(g)]
+        if len(lv) != len(ref_leaves) or any(a.shape != s for a, s in zip(lv, shapes)):
+            failures[m] = f"returned leaves of shapes {[a.shape for a in lv]}, expected the arguments' {shapes}"
+            continue
+        leaves_by[m] = lv
+    return leaves_by, failures, cannot_run
+
+
+def _report(methods, names, ref_leaves, treedef, leaves_by, failures, cannot_run, tols) -> GradReport:
+    """Compare every pair of methods that ran on every leaf; the report (value and dtype filled in by the caller)."""
+    ran = [m for m in methods if m in leaves_by]
+    rows = []
+    for li, name in enumerate(names):
+        for a, b in itertools.combinations(ran, 2):
+            tol = tols["numerical"] if "numerical" in (a, b) else tols["exact"]
+            mabs, mrel, ok = _compare(leaves_by[a][li], leaves_by[b][li], *tol)
+            rows.append(LeafComparison(name, tuple(np.shape(ref_leaves[li])), (a, b), mabs, mrel, tol[0], tol[1], ok))
+    notes = [] if len(ran) >= 2 else [f"only {len(ran)} method(s) ran ({', '.join(ran) or 'none'}): "
+                                      "nothing was compared, so this is not a pass"]
+    return GradReport(
+        ok=not failures and all(r.ok for r in rows) and len(ran) >= 2,
+        max_abs_error=max((r.max_abs_error for r in rows), default=0.0),
+        max_rel_error=max((r.max_rel_error for r in rows), default=0.0),
+        rows=rows, grads={m: jax.tree_util.tree_unflatten(treedef, leaves_by[m]) for m in ran},
+        value=float("nan"), dtype="", methods=methods, tolerances=tols,
+        failures=failures, cannot_run=cannot_run, notes=notes,
+    )
+
+
 def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods: Sequence[str] | None = None,
                   eps: float | None = None, rtol: float | None = None, atol: float | None = None,
-                  numerical_rtol: float | None = None, numerical_atol: float | None = None) -> GradReport:
+                  numerical_rtol: float | None = None, numerical_atol: float | None = None,
+                  has_aux: bool = False) -> GradReport:
     r"""Compute the gradient of ``f`` every way funcnet knows and report how far apart they are.
 
     The methods are:
       ``"jax"``: ``jax.grad``; ``"tracer"``: :func:`funcnet.tracer.grad` (NumPy inputs);
-      ``"numerical"``: :func:`numerical_grad` (central differences);
+      ``"numerical"`` (or ``"fd"``): :func:`numerical_grad` (central differences);
       ``"manual"``: the hand-derived delta rule, when ``f`` is an MLP loss built with
       :func:`funcnet.manual.mlp_loss`.
 
@@ -429,6 +582,12 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
     tracer, manual); rtol=1e-5, atol=1e-6 for pairs with finite differences. If ``f``
     computes in float32 even at float64 inputs: 1e-4/1e-6 and 2e-2/2e-3.
 
+    A method that cannot run ``f`` (the tracer on a function that calls ``jax.numpy``
+    directly or on a Flax model; ``jax.grad`` on NumPy-only code) is listed in
+    :attr:`GradReport.cannot_run` with the error it raised — ``tracer: cannot run
+    (TypeError: ...)`` in the text — and the others are still compared. The report is
+    ``ok`` only if at least two methods ran: a comparison of one method is no check.
+
     When ``tracer`` and ``jax`` disagree, :attr:`GradReport.first_bad_node` names the
     first node of the traced graph (in backward order) whose gradient differs from
     JAX's — the node whose consumers' derivative rules are suspect.
@@ -438,13 +597,20 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
         inputs (funcnet models and losses are) so that it runs under JAX and the tracer.
       *args: the point (pytrees of arrays).
       argnums: which argument(s) to differentiate, as in ``jax.grad``.
-      methods: subset of ``("jax", "tracer", "numerical", "manual")``. Default:
+      methods: two or more of ``("jax", "tracer", "numerical", "manual")``. Default:
         jax, tracer and numerical, plus manual for an :class:`MLPLoss`.
       eps: finite-difference step (default: per dtype, see :func:`numerical_grad`).
       rtol, atol, numerical_rtol, numerical_atol: override the tolerances above.
+      has_aux: ``f`` returns ``(value, aux)``; only the value is differentiated.
 
     Returns:
       A :class:`GradReport`; ``print(report)`` shows the table.
+
+    Raises:
+      TypeError: a bad ``argnums`` or ``methods`` kind, non-float differentiated leaves,
+        a non-scalar output, ``has_aux=True`` without a ``(value, aux)`` pair.
+      ValueError: unknown or fewer than two methods, ``argnums`` out of range, a
+        non-finite point or value, a negative tolerance.
 
     Examples:
       >>> import numpy as np, funcnet as fn
@@ -453,25 +619,14 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
       >>> r.ok, [row.methods for row in r.rows]
       (True, [('jax', 'numerical')])
     """
+    if not callable(f):
+        raise TypeError(f"compare_grads: f must be a function, got {type(f).__name__} {f!r:.60}")
     if not args:
         raise TypeError("compare_grads needs the point: compare_grads(f, *args)")
-    argnums_t = _argnums_tuple(argnums, len(args))
-    single = isinstance(argnums, int)
+    argnums_t = argnums_tuple(argnums, len(args))
+    single = _single(argnums)
     is_mlp = isinstance(f, MLPLoss)
-    notes: list[str] = []
-    if methods is None:
-        methods = ["jax", "tracer", "numerical"] + (["manual"] if is_mlp else [])
-        try:
-            import funcnet.tracer  # noqa: F401
-        except ImportError:
-            methods.remove("tracer")
-            notes.append("the tracer method was skipped: funcnet.tracer is not available")
-    methods = (methods,) if isinstance(methods, str) else tuple(methods)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or len(set(methods)) != len(methods):
-        raise ValueError(f"methods must be distinct names from {METHODS}, got {methods!r}")
-    if len(methods) < 1:
-        raise ValueError("compare_grads needs at least one method")
+    methods = _parse_methods(methods, is_mlp)
     if "manual" in methods and not (is_mlp and argnums_t == (0,) and len(args) == 1):
         raise ValueError(
             "the 'manual' method needs an MLP loss of the parameters alone: build f with "
@@ -480,7 +635,8 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
 
     _, ref_leaves, treedef, names = _diff_leaves(args, argnums_t, single, f)
     args64 = _to_f64_numpy(list(args))
-    f64 = dataclasses.replace(f, x=_to_f64_numpy(f.x), y=_to_f64_numpy(f.y)) if is_mlp else f
+    f64 = dataclasses.replace(f, x=_to_f64_numpy(f.x), y=_to_f64_numpy(f.y)) if is_mlp else _drop_aux(f, has_aux)
+    jax_argnums = argnums_t[0] if single else argnums_t
 
     with jax.enable_x64(True):
         with np.errstate(all="ignore"):  # a non-finite value is reported below, in words
@@ -488,59 +644,23 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
         if not np.isfinite(value):
             raise ValueError(f"f is not finite at the point (f = {float(value)}); gradients there are undefined")
         dtype = np.dtype(value.dtype) if value.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-        exact_tol = (rtol if rtol is not None else _EXACT_TOL[dtype][0],
-                     atol if atol is not None else _EXACT_TOL[dtype][1])
-        num_tol = (numerical_rtol if numerical_rtol is not None else _NUMERICAL_TOL[dtype][0],
-                   numerical_atol if numerical_atol is not None else _NUMERICAL_TOL[dtype][1])
-
+        tols = _tolerances(dtype, rtol, atol, numerical_rtol, numerical_atol)
         runners = {
-            "jax": lambda: _run_jax(f64, args64, argnums),
-            "tracer": lambda: _run_tracer(f64, args64, argnums),
-            "numerical": lambda: numerical_grad(f64, *args64, argnums=argnums, eps=eps),
+            "jax": lambda: _run_jax(f64, args64, jax_argnums),
+            "tracer": lambda: _run_tracer(f64, args64, jax_argnums),
+            "numerical": lambda: numerical_grad(f64, *args64, argnums=jax_argnums, eps=eps),
             "manual": lambda: f64.manual_grad(args64[0]),
         }
-        grads, leaves_by, failures = {}, {}, {}
-        for m in methods:
-            try:
-                g = runners[m]()
-            except ImportError:
-                raise
-            except Exception as e:  # a method that cannot run is a failed check, reported by name
-                failures[m] = f"{type(e).__name__}: {e}"
-                continue
-            lv = [np.asarray(leaf, dtype=np.float64) for leaf in jax.tree_util.tree_leaves(g)]
-            shapes = [np.shape(r) for r in ref_leaves]
-            if len(lv) != len(ref_leaves) or any(a.shape != s for a, s in zip(lv, shapes)):
-                failures[m] = (f"returned leaves of shapes {[a.shape for a in lv]}, expected the arguments' "
-                               f"{shapes}")
-                continue
-            grads[m] = jax.tree_util.tree_unflatten(treedef, lv)
-            leaves_by[m] = lv
+        leaves_by, failures, cannot_run = _run_methods(methods, runners, ref_leaves)
 
-    rows = []
-    ran = [m for m in methods if m in leaves_by]
-    for li, name in enumerate(names):
-        for a, b in itertools.combinations(ran, 2):
-            tol = num_tol if "numerical" in (a, b) else exact_tol
-            mabs, mrel, ok = _compare(leaves_by[a][li], leaves_by[b][li], *tol)
-            rows.append(LeafComparison(name, tuple(np.shape(ref_leaves[li])), (a, b), mabs, mrel, tol[0], tol[1], ok))
-    if len(ran) == 1 and not failures:
-        notes.append(f"only one method ({ran[0]}) ran: nothing to compare")
-
-    report = GradReport(
-        ok=not failures and all(r.ok for r in rows) and len(ran) >= 1,
-        max_abs_error=max((r.max_abs_error for r in rows), default=0.0),
-        max_rel_error=max((r.max_rel_error for r in rows), default=0.0),
-        rows=rows, grads=grads, value=float(value), dtype=dtype.name, methods=methods,
-        tolerances={"exact": exact_tol, "numerical": num_tol}, failures=failures, notes=notes,
-    )
+    report = _report(methods, names, ref_leaves, treedef, leaves_by, failures, cannot_run, tols)
+    report.value, report.dtype = float(value), dtype.name
     if "jax" in leaves_by and "tracer" in leaves_by and any(
-            not r.ok for r in rows if set(r.methods) == {"jax", "tracer"}):
-        report.first_bad_node = _diagnose(f64, args64, argnums)
+            not r.ok for r in report.rows if set(r.methods) == {"jax", "tracer"}):
+        report.first_bad_node = _diagnose(f64, args64, argnums_t)
     return report
 
-
-def _diagnose(f, args, argnums) -> str | None:
+def _diagnose(f, args, argnums_t: tuple) -> str | None:
     """Name the first node of the traced graph, in backward order, whose gradient is wrong.
 
     The tracer's gradient of every node (``tracer.trace(...).nodes[k].grad``) is
@@ -551,15 +671,14 @@ def _diagnose(f, args, argnums) -> str | None:
     a wrong derivative rule of one of its consumers, which are named.
     """
     try:
-        return _first_bad_node(f, args, argnums)
+        return _first_bad_node(f, args, argnums_t)
     except Exception as e:  # the diagnosis is a courtesy: never let it hide the report
         return f"(no diagnosis: {type(e).__name__}: {e})"
 
 
-def _first_bad_node(f, args, argnums) -> str | None:
+def _first_bad_node(f, args, argnums_t) -> str | None:
     from funcnet import tracer
 
-    argnums_t = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     graph = tracer.trace(f, *args, argnums=argnums_t)
     base = [np.asarray(n.value) for n in graph.nodes]
 
