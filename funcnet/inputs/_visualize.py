@@ -194,6 +194,8 @@ def _configs(regularizers, parametrization, options):
     if isinstance(parametrization, str):           # the squash name, as in earlier versions
         options = {**options, "squash": parametrization}
         parametrization = None
+    if options.get("squash") == "clip" and parametrization is None:
+        options = {"space": "pixel", **options}     # projected ascent acts on pixels
     regs, rest = merge_options(regularizers, Regularizers, options, name="regularizers", where=_WHERE)
     param, rest = merge_options(parametrization, Parametrization, rest, name="parametrization", where=_WHERE)
     if rest:
