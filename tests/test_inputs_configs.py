@@ -10,6 +10,7 @@ import pytest
 import funcnet as fn
 from funcnet.inputs import _image
 
+FAST = dict(space="pixel", jitter=0, scale=0, rotate=0)      # less to compile where the recipe is not the point
 OLD_RECIPE = dict(space="pixel", jitter=0, scale=0, rotate=0, objective="logit", l2=1e-3, tv=0.05)
 
 
@@ -110,7 +111,7 @@ def _tiny_params(key):
 def test_apply_function_and_dict_params_work_everywhere():
     params = _tiny_params(jax.random.key(0))
     images = fn.inputs.visualize_units(_tiny_apply, params, units=[0, 2], key=jax.random.key(1), steps=60,
-                                       input_shape=(8, 8), value_range=(0, 1), objective="logit")
+                                       input_shape=(8, 8), value_range=(0, 1), objective="logit", **FAST)
     base = _tiny_apply(params, jnp.full((8, 8), 0.5))
     z = jnp.stack([_tiny_apply(params, im) for im in images])
     assert float(z[0, 0]) > float(base[0]) and float(z[1, 2]) > float(base[2])
@@ -126,7 +127,7 @@ def test_apply_function_and_dict_params_work_everywhere():
 def test_objectives_compose_and_match_the_named_ones(trained_digits):
     model, params = trained_digits
     logit = fn.inputs.objective(lambda acts, j: acts[-1]["z"][j])
-    kw = dict(units=[3], key=jax.random.key(0), steps=15, input_shape=(8, 8), value_range=(0, 1))
+    kw = dict(units=[3], key=jax.random.key(0), steps=15, input_shape=(8, 8), value_range=(0, 1), **FAST)
     named = fn.inputs.visualize_units(model, params, objective="logit", **kw)
     mine = fn.inputs.visualize_units(model, params, objective=2.0 * logit - logit, **kw)
     np.testing.assert_allclose(np.asarray(mine), np.asarray(named), atol=1e-5)

@@ -31,9 +31,11 @@ def test_quadratic_example(tmp_path, capsys):
 
 def test_visualize_digits_example(capsys):
     # PNG writing is covered by the quadratic example and the CLI test; this checks the numbers.
-    _, probs = _load("visualize_digits")["main"](["--epochs", "5", "--steps", "60"])
+    _, probs, scores, _ = _load("visualize_digits")["main"](["--epochs", "5", "--steps", "60", "--hidden", "32"])
     np.testing.assert_array_equal(probs.argmax(-1), np.arange(10))
-    assert "class image -> predicted class" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "class image -> predicted class" in out and "correlation with the class mean images" in out
+    assert scores.transfer >= 8 and scores.mean_correlation > 0.5
 
 
 def test_adversarial_digits_example(capsys):
