@@ -220,6 +220,31 @@ def _check_callables(plan: _Plan, params, units, x_dtype, named: bool):
                                where=f"{_WHERE}: objective")
 
 
+def _resolve_model(model, params, layer, input_shape, objective):
+    """Check the model and what to maximize; returns (is_mlp, shape, objective, named, width, layer, dtype)."""
+    is_mlp = hasattr(model, "activations") and hasattr(model, "sizes")
+    if not is_mlp and not callable(model):
+        raise TypeError(f"{_WHERE}: model must be a funcnet MLP or an apply(params, x) function, got "
+                        f"{type(model).__name__}")
+    dtype = jnp.result_type(*jax.tree.leaves(params)) if jax.tree.leaves(params) else jnp.float32
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.asarray(0.0).dtype
+    if is_mlp:
+        layer, width, is_output = _mlp_layer(model, params, layer)
+        shape = _input_shape(input_shape, model.sizes[0])
+    else:
+        if layer != -1:
+            raise ValueError(f"{_WHERE}: layer={layer!r} needs a funcnet MLP; with an apply function the "
+                             "objective reads its output (write a callable objective for anything else)")
+        shape = _input_shape(input_shape, None)
+        width, is_output, layer = _apply_width(model, params, shape, dtype), True, None
+    obj, named = _resolve_objective(objective, layer, is_output)
+    if named and not is_mlp and width is None:
+        raise ValueError(f"{_WHERE}: a named objective needs an apply function returning a vector (K,); "
+                         "write a callable objective (out, unit) -> scalar for other outputs")
+    return is_mlp, shape, obj, named, width, layer, dtype
+
+
 def visualize_units(
     model,
     params,
@@ -287,26 +312,7 @@ def visualize_units(
     if isinstance(regularizers, (list, tuple)):          # earlier versions: regularizers=[(w, R), ...]
         options, regularizers = {**options, "extra": regularizers}, None
     regs, param = _configs(regularizers, parametrization, options)
-    is_mlp = hasattr(model, "activations") and hasattr(model, "sizes")
-    if not is_mlp and not callable(model):
-        raise TypeError(f"{_WHERE}: model must be a funcnet MLP or an apply(params, x) function, got "
-                        f"{type(model).__name__}")
-    dtype = jnp.result_type(*jax.tree.leaves(params)) if jax.tree.leaves(params) else jnp.float32
-    if not jnp.issubdtype(dtype, jnp.floating):
-        dtype = jnp.asarray(0.0).dtype
-    if is_mlp:
-        layer, width, is_output = _mlp_layer(model, params, layer)
-        shape = _input_shape(input_shape, model.sizes[0])
-    else:
-        if layer != -1:
-            raise ValueError(f"{_WHERE}: layer={layer!r} needs a funcnet MLP; with an apply function the "
-                             "objective reads its output (write a callable objective for anything else)")
-        shape = _input_shape(input_shape, None)
-        width, is_output, layer = _apply_width(model, params, shape, dtype), True, None
-    obj, named = _resolve_objective(objective, layer, is_output)
-    if named and not is_mlp and width is None:
-        raise ValueError(f"{_WHERE}: a named objective needs an apply function returning a vector (K,); "
-                         "write a callable objective (out, unit) -> scalar for other outputs")
+    is_mlp, shape, obj, named, width, layer, dtype = _resolve_model(model, params, layer, input_shape, objective)
     unit_list = _units(units, width if named else None, layer)
     steps = _boundary.count(steps, "steps", where=_WHERE)
     x_init = jnp.zeros((), dtype) if init is None else jnp.asarray(init, dtype)
