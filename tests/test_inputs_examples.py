@@ -31,9 +31,11 @@ def test_quadratic_example(tmp_path, capsys):
 
 def test_visualize_digits_example(capsys):
     # PNG writing is covered by the quadratic example and the CLI test; this checks the numbers.
-    _, probs = _load("visualize_digits")["main"](["--epochs", "5", "--steps", "60"])
+    _, probs, scores, _ = _load("visualize_digits")["main"](["--epochs", "5", "--steps", "60", "--hidden", "32"])
     np.testing.assert_array_equal(probs.argmax(-1), np.arange(10))
-    assert "class image -> predicted class" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "class image -> predicted class" in out and "correlation with the class mean images" in out
+    assert 0 <= scores.transfer <= 10 and np.sum(scores.nearest == np.arange(10)) >= 8
 
 
 def test_adversarial_digits_example(capsys):
@@ -48,7 +50,7 @@ def test_cli_visualize_writes_pngs_and_summary(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     from funcnet.cli import main
 
-    rc = main(["visualize", "--out", str(tmp_path), "--epochs", "5", "--steps", "60", "--hidden-units", "4",
+    rc = main(["visualize", "--out", str(tmp_path), "--epochs", "5", "--steps", "150", "--hidden-units", "4",
                "--quiet"])
     assert rc == 0
     summary = json.loads((tmp_path / "summary.json").read_text())

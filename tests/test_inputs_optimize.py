@@ -103,7 +103,7 @@ def test_non_scalar_objective_raises_before_compiling(kwargs, err, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(steps=0, learning_rate=0.1), "steps must be a positive int"),
+    (dict(steps=0, learning_rate=0.1), "steps must be >= 1, got 0"),
     (dict(steps=3), "give learning_rate"),
     (dict(steps=3, learning_rate=0.1, optimizer=optax.sgd(0.1)), "not both"),
     (dict(steps=3, learning_rate=0.1, project="box"), "project must be a callable"),

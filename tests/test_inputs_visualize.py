@@ -11,6 +11,8 @@ import pytest
 import funcnet as fn
 from funcnet.inputs._visualize import _visualize_jit
 
+# The plain method: pixel space, no penalties, no random transformations (the references below assume it).
+PLAIN = dict(space="pixel", l2=0.0, jitter=0, scale=0, rotate=0)
 RECIPE = dict(input_shape=(8, 8), value_range=(0.0, 1.0), l2=1e-3, tv=0.05, steps=200, learning_rate=0.05)
 
 
@@ -41,7 +43,8 @@ def test_hidden_units_reach_the_box_optimum_far_above_the_data(trained_digits, d
     units = np.arange(16)
     images = fn.inputs.visualize_units(model, params, units=units, layer=0, key=jax.random.key(2),
                                        input_shape=(8, 8), value_range=(0.0, 1.0), parametrization="clip",
-                                       objective="pre_activation", steps=200, learning_rate=0.05)
+                                       objective="pre_activation", steps=200, learning_rate=0.05,
+                                       jitter=0, scale=0, rotate=0, l2=0)
     z = np.einsum("ui,iu->u", np.asarray(images).reshape(16, 64), w[:, units]) + b[units]
     # Independent reference: a linear unit's maximum over the box [0, 1]^64 is b_j + Σ_i max(w_ij, 0).
     z_box_max = b[units] + np.maximum(w[:, units], 0).sum(0)
@@ -66,7 +69,7 @@ def test_matches_hand_written_single_unit_adam_loop(trained_digits):
     model, params = trained_digits
     x0 = jnp.full((64,), 0.3)
     images, hist = fn.inputs.visualize_units(model, params, units=[4, 6], init=x0, steps=25, learning_rate=0.02,
-                                             l2=0.01, return_history=True)
+                                             objective="logit", return_history=True, **(PLAIN | dict(l2=0.01)))
     opt = optax.adam(0.02)
     f = lambda x, unit: model.apply(params, x)[unit] - 0.01 * jnp.sum(x * x)
 
@@ -91,7 +94,8 @@ def test_deep_dream_from_a_data_image_moves_it_to_the_target_class(trained_digit
     _, _, (Xte, yte) = digits_split
     three = Xte[np.flatnonzero(np.asarray(yte) == 3)[0]].reshape(8, 8)
     image = fn.inputs.visualize_units(model, params, units=[8], init=three, objective="log_probability",
-                                      steps=60, learning_rate=0.05, input_shape=(8, 8), value_range=(0.0, 1.0))
+                                      steps=60, learning_rate=0.05, input_shape=(8, 8), value_range=(0.0, 1.0),
+                                      **PLAIN)
     assert int(jnp.argmax(model.apply(params, image.reshape(64)))) == 8
     assert int(jnp.argmax(model.apply(params, three.reshape(64)))) == 3
 

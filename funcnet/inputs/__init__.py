@@ -19,13 +19,17 @@ pass with its weights held fixed), ``_optimize``, ``_projections``, ``_regulariz
 from __future__ import annotations
 
 from funcnet.inputs._adversarial import fgsm, pgd
+from funcnet.inputs._config import Attack, Parametrization, Regularizers
+from funcnet.inputs._objectives import Objective, objective
 from funcnet.inputs._optimize import optimize_input
 from funcnet.inputs._projections import ball, box, chain
+from funcnet.inputs._scores import ClassImageScores, class_image_scores
 from funcnet.inputs._regularizers import blur_penalty, gaussian_blur, l1, l2, total_variation
 from funcnet.inputs._visualize import visualize_units
 
 __all__ = [
     "optimize_input", "visualize_units", "fgsm", "pgd",
+    "Regularizers", "Parametrization", "Attack", "Objective", "objective", "class_image_scores", "ClassImageScores",
     "box", "ball", "chain",
     "l1", "l2", "total_variation", "blur_penalty", "gaussian_blur",
 ]

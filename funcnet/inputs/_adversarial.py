@@ -8,21 +8,25 @@ in the ε-ball B = {x' : ‖x' - x‖ ≤ ε} (and, optionally, in the pixel box
                 x_{t+1} = Π_{B ∩ box}(x_t + α · ∇_x ℓ / ‖∇_x ℓ‖₂)              (norm="l2")
 
 Targeted attacks descend ℓ(x, y_target) instead. Each example is attacked independently: the objective is
-Σ_i ℓ(x_i, y_i), whose gradient in x_i is ∇ℓ_i alone, and norms and projections act per example.
+Σ_i ℓ(x_i, y_i), whose gradient in x_i is ∇ℓ_i alone, and norms and projections act per example. With
+``y=None`` the labels are the model's own predictions argmax h(x); a sequence of ε gives one attack per ε,
+stacked on a new leading axis (one compiled program for all of them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from funcnet import activations as _activations
+from funcnet import _boundary, activations as _activations
 from funcnet.inputs import _loop as _engine
+from funcnet.inputs._config import Attack, merge_options
 from funcnet.inputs._optimize import _as_float_array
 
 __all__ = ["fgsm", "pgd"]
@@ -55,160 +59,218 @@ def _cross_entropy_sum(logits, y):
     return -jnp.sum(y * logp)
 
 
-@functools.partial(jax.jit, static_argnames=("logits_fn", "loss", "steps", "norm", "targeted", "random_start",
-                                             "batch_ndim", "has_clip"))
-def _attack_jit(x, y, eps, step_size, key, lo, hi, *, logits_fn, loss, steps, norm, targeted, random_start,
-                batch_ndim, has_clip):
+class _Unset:
+    def __repr__(self):
+        return "<default>"
+
+
+_UNSET = _Unset()
+
+
+@dataclasses.dataclass(frozen=True)
+class _AttackPlan:
+    """What the compiled attack depends on (hashable): the model, the static options and the batch rank."""
+
+    logits_fn: Callable
+    attack: Attack              # with step_size and clip cleared: those are data
+    batch_ndim: int
+    has_clip: bool
+
+
+def _random_start(plan: _AttackPlan, x, eps, key):
+    if plan.attack.norm == "linf":
+        return x + jax.random.uniform(key, x.shape, x.dtype, -1.0, 1.0) * eps
+    k_dir, k_rad = jax.random.split(key)
+    direction = jax.random.normal(k_dir, x.shape, x.dtype)
+    direction = direction / jnp.maximum(_per_example_norm(direction, plan.batch_ndim), jnp.finfo(x.dtype).tiny)
+    radius = jax.random.uniform(k_rad, x.shape[:plan.batch_ndim] + (1,) * (x.ndim - plan.batch_ndim), x.dtype)
+    return x + eps * radius * direction
+
+
+@functools.partial(jax.jit, static_argnames=("plan",))
+def _attack_jit(x, y, eps, step_size, key, lo, hi, *, plan: _AttackPlan):
     eps = eps.astype(x.dtype)
+    a, batch_ndim = plan.attack, plan.batch_ndim
 
     def project(z):
         d = z - x
-        d = optax.projections.projection_linf_ball(d, eps) if norm == "linf" else _project_l2(d, eps, batch_ndim)
+        d = optax.projections.projection_linf_ball(d, eps) if a.norm == "linf" else _project_l2(d, eps, batch_ndim)
         z = x + d
-        return jnp.clip(z, lo, hi) if has_clip else z
+        return jnp.clip(z, lo, hi) if plan.has_clip else z
 
     def objective(z, _key):
-        logits = logits_fn(z)
-        return _cross_entropy_sum(logits, y) if loss is None else jnp.sum(loss(logits, y))
+        logits = plan.logits_fn(z)
+        return _cross_entropy_sum(logits, y) if a.loss is None else jnp.sum(a.loss(logits, y))
 
-    x0 = x
-    if random_start:
-        if norm == "linf":
-            x0 = x + jax.random.uniform(key, x.shape, x.dtype, -1.0, 1.0) * eps
-        else:
-            k_dir, k_rad = jax.random.split(key)
-            direction = jax.random.normal(k_dir, x.shape, x.dtype)
-            direction = direction / jnp.maximum(_per_example_norm(direction, batch_ndim), jnp.finfo(x.dtype).tiny)
-            radius = jax.random.uniform(k_rad, x.shape[:batch_ndim] + (1,) * (x.ndim - batch_ndim), x.dtype)
-            x0 = x + eps * radius * direction
-    tx = _engine.SIGN_DESCENT if norm == "linf" else _l2_ascent(batch_ndim)
-    x_adv, history = _engine.run(objective, x0, steps=steps, tx=tx, scale=step_size.astype(x.dtype),
-                                 maximize=not targeted, project=project)
+    x0 = _random_start(plan, x, eps, key) if a.random_start else x
+    tx = _engine.SIGN_DESCENT if a.norm == "linf" else _l2_ascent(batch_ndim)
+    x_adv, history = _engine.run(objective, x0, steps=a.steps, tx=tx, scale=step_size.astype(x.dtype),
+                                 maximize=not a.targeted, project=project)
     count = max(1, int(np.prod(x.shape[:batch_ndim], dtype=int)))
-    return x_adv, history / count
+    predicted = jnp.argmax(plan.logits_fn(x_adv), axis=-1)
+    label = y if jnp.issubdtype(y.dtype, jnp.integer) else jnp.argmax(y, axis=-1)
+    success = predicted == label if a.targeted else predicted != label
+    return x_adv, history / count, success
 
 
-def _check_inputs(logits_fn, x, y, eps, norm, clip, where):
+def _logits_shape(logits_fn, x, where):
     if not callable(logits_fn):
         raise TypeError(f"{where}: logits_fn must be a callable x -> logits (..., K), got {type(logits_fn).__name__}")
-    x = _as_float_array(x, "x")
     try:
         out = jax.eval_shape(logits_fn, x)
     except (TypeError, ValueError) as e:
         raise type(e)(f"{where}: logits_fn failed on x of shape {x.shape}: {e}") from e
     if not hasattr(out, "shape") or len(out.shape) == 0:
         raise ValueError(f"{where}: logits_fn must return logits of shape (..., K), got {getattr(out, 'shape', out)}")
-    k = out.shape[-1]
     batch_shape = tuple(out.shape[:-1])
     if tuple(x.shape[:len(batch_shape)]) != batch_shape:
         raise ValueError(
             f"{where}: logits of shape {tuple(out.shape)} do not keep the batch axes of x {tuple(x.shape)}; "
             f"logits_fn must map x of shape (*batch, ...) to (*batch, K)"
         )
+    return tuple(out.shape)
+
+
+def _check_labels(logits_fn, x, y, out_shape, targeted, where):
+    if y is None:
+        if targeted:
+            raise ValueError(f"{where}: a targeted attack needs the target labels y; y=None attacks the model's "
+                             "own predictions, which only makes sense untargeted")
+        return jnp.argmax(logits_fn(x), axis=-1).astype(jnp.int32)
     y = jnp.asarray(y)
+    batch_shape, k = out_shape[:-1], out_shape[-1]
     if jnp.issubdtype(y.dtype, jnp.integer):
         if y.shape != batch_shape:
-            raise ValueError(f"{where}: integer labels must have shape {batch_shape} (the logits' batch shape), got {y.shape}")
-        yv = np.asarray(y)
-        if yv.size and (yv.min() < 0 or yv.max() >= k):
-            raise ValueError(
-                f"{where}: labels must lie in [0, {k}) for logits with {k} classes, got values in [{yv.min()}, {yv.max()}]"
-            )
+            raise ValueError(f"{where}: integer labels must have shape {batch_shape} (the logits' batch shape), "
+                             f"got {y.shape}")
+        _boundary.check_labels(y, k, "labels", where=where)
     elif jnp.issubdtype(y.dtype, jnp.floating):
-        if y.shape != tuple(out.shape):
-            raise ValueError(f"{where}: one-hot targets must have the logits' shape {tuple(out.shape)}, got {y.shape}")
+        if y.shape != out_shape:
+            raise ValueError(f"{where}: one-hot targets must have the logits' shape {out_shape}, got {y.shape}")
     else:
         raise TypeError(f"{where}: labels must be integers or one-hot floats, got dtype {y.dtype}")
-    if norm not in ("linf", "l2"):
-        raise ValueError(f"{where}: norm must be 'linf' or 'l2', got {norm!r}")
-    eps_arr = np.asarray(eps, dtype=float)
-    if eps_arr.shape != () or not np.isfinite(eps_arr) or eps_arr < 0:
-        raise ValueError(f"{where}: eps must be a finite number >= 0, got {eps!r}")
-    if clip is None:
-        lo = hi = jnp.zeros((), x.dtype)
-    else:
-        try:
-            lo, hi = clip
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: clip must be None or a pair (lo, hi), got {clip!r}") from None
-        lo, hi = jnp.asarray(lo, x.dtype), jnp.asarray(hi, x.dtype)
-        if bool(jnp.any(lo > hi)):
-            raise ValueError(f"{where}: clip=(lo, hi) needs lo <= hi, got {clip!r}")
-    return x, y, len(batch_shape), lo, hi
+    return y
+
+
+def _eps_list(eps, where) -> tuple[list[float], bool]:
+    if isinstance(eps, (list, tuple)) or (hasattr(eps, "ndim") and getattr(eps, "ndim") == 1):
+        values = [_boundary.real(e.item() if hasattr(e, "item") else e, "eps", minimum=0, where=where) for e in eps]
+        if not values:
+            raise ValueError(f"{where}: eps must be a number >= 0 or a non-empty sequence of them, got {eps!r}")
+        return values, True
+    if hasattr(eps, "ndim") and getattr(eps, "ndim") == 0:
+        eps = eps.item()
+    return [_boundary.real(eps, "eps", minimum=0, where=where)], False
+
+
+def _attack(logits_fn, x, y, eps, options: dict, *, attack, key, where):
+    """The shared body of pgd and fgsm: checks, then one compiled attack per ε. Returns (x_adv, hist, success)."""
+    attack, rest = merge_options(attack, Attack, options, name="attack", where=where)
+    if rest:
+        raise TypeError(f"{where}: unexpected keyword(s) {sorted(rest)}; the options are the fields of "
+                        f"fn.inputs.Attack {[f.name for f in dataclasses.fields(Attack)]}")
+    x = _as_float_array(x, "x")
+    out_shape = _logits_shape(logits_fn, x, where)
+    eps_values, stacked = _eps_list(eps, where)
+    y = _check_labels(logits_fn, x, y, out_shape, attack.targeted, where)
+    if attack.random_start and key is None:
+        raise ValueError(f"{where}: random_start=True needs key=jax.random.key(...)")
+    lo, hi = (0.0, 0.0) if attack.clip is None else attack.clip
+    plan = _AttackPlan(logits_fn=logits_fn, attack=dataclasses.replace(attack, step_size=None, clip=None),
+                       batch_ndim=len(out_shape) - 1, has_clip=attack.clip is not None)
+    key = key if key is not None else jax.random.key(0)
+    results = []
+    for e in eps_values:
+        size = attack.step_size if attack.step_size is not None else 2.5 * e / attack.steps
+        results.append(_attack_jit(x, y, jnp.asarray(e, x.dtype), jnp.asarray(size, x.dtype), key,
+                                   jnp.asarray(lo, x.dtype), jnp.asarray(hi, x.dtype), plan=plan))
+    if stacked:
+        return tuple(jnp.stack(parts) for parts in zip(*results))
+    return results[0]
+
+
+def _returns(x_adv, history, success, return_history, return_success):
+    if return_history and return_success:
+        return x_adv, history, success
+    if return_history:
+        return x_adv, history
+    if return_success:
+        return x_adv, success
+    return x_adv
 
 
 def pgd(
     logits_fn: Callable[[Any], Any],
     x,
     y,
-    eps: float,
-    steps: int = 10,
-    step_size: Optional[float] = None,
+    eps: float | Sequence[float],
+    steps: int = _UNSET,
+    step_size: Optional[float] = _UNSET,
     *,
-    norm: str = "linf",
-    random_start: bool = False,
+    attack: Optional[Attack] = None,
     key=None,
-    targeted: bool = False,
-    clip: Optional[tuple] = None,
-    loss: Optional[Callable[[Any, Any], Any]] = None,
     return_history: bool = False,
+    return_success: bool = False,
+    **options,
 ):
     r"""Projected gradient descent attack (Madry et al.): ``steps`` steps of size α, projected onto the ε-ball.
 
     Args:
       logits_fn: ``x -> logits`` of shape ``(*batch, K)`` for x of shape ``(*batch, ...)``, e.g.
-        ``lambda x: model.apply(params, x)``. The number of classes K is read from the logits. Reuse the same
-        function object across calls to reuse the compiled attack.
+        ``lambda x: model.apply(params, x)`` or ``functools.partial(apply, params)`` for any model. Reuse the
+        same function object across calls to reuse the compiled attack.
       x: clean inputs ``(*batch, ...)``, floats.
-      y: true labels ``(*batch,)`` ints in ``[0, K)`` (or one-hot ``(*batch, K)``); the *target* labels
-        when ``targeted``.
-      eps: radius ε of the ball around each x, in the ``norm``.
-      steps: number of steps.
+      y: true labels ``(*batch,)`` ints in ``[0, K)`` (or one-hot ``(*batch, K)``); the *target* labels when
+        ``targeted``; None attacks the model's own predictions argmax logits_fn(x).
+      eps: radius ε ≥ 0 of the ball around each x, in the ``norm``; or a sequence of radii: the results are
+        stacked on a new leading axis (one per ε).
+      steps: number of steps (default 10).
       step_size: α; default ``2.5 ε / steps``.
-      norm: ``"linf"`` (sign steps) or ``"l2"`` (normalized-gradient steps).
-      random_start: start from a uniform random point of the ball (needs ``key``).
+      attack: a :class:`Attack` holding the options below (instead of keywords).
       key: PRNG key for the random start.
-      targeted: move towards the labels ``y`` (descend their loss) instead of away from them.
-      clip: ``(lo, hi)`` valid input range, e.g. ``(0, 1)`` for pixels; None for no box.
-      loss: ``(logits, y) -> per-example losses`` to use instead of softmax cross-entropy (summed over the batch).
-      return_history: also return the mean loss at every step, shape ``(steps + 1,)``.
+      return_history: also return the mean loss at every step, shape ``(steps + 1,)`` (per ε).
+      return_success: also return the success mask ``(*batch,)`` (per ε): the prediction at x_adv differs
+        from y (equals y when ``targeted``).
+      **options: the fields of :class:`Attack` as keywords: ``norm`` ("linf" sign steps or "l2" normalized
+        steps), ``random_start``, ``targeted``, ``clip=(lo, hi)`` (e.g. ``(0, 1)`` for pixels), ``loss``
+        (``(logits, y) -> per-example losses`` instead of softmax cross-entropy, summed over the batch).
 
     Returns:
-      ``x_adv`` of the shape and dtype of ``x``, with ``‖x_adv - x‖ ≤ ε`` per example and ``x_adv`` in the clip box
-      (when ``x`` is). With ``return_history``: ``(x_adv, history)``.
+      ``x_adv`` of the shape and dtype of ``x`` (``(len(eps), *x.shape)`` for a sequence of ε), with
+      ``‖x_adv - x‖ ≤ ε`` per example and ``x_adv`` in the clip box (when ``x`` is); with ``return_history``
+      and/or ``return_success``: ``(x_adv, history)``, ``(x_adv, success)`` or ``(x_adv, history, success)``.
+
+    Examples:
+      >>> import jax.numpy as jnp, funcnet as fn
+      >>> logits_fn = lambda x: x @ jnp.array([[1.0, -1.0], [0.0, 0.0]])   # class 0 iff x[0] > 0
+      >>> x = jnp.array([[0.05, 0.5], [0.5, 0.5]])
+      >>> x_adv, success = fn.inputs.pgd(logits_fn, x, None, [0.1, 1.0], 5, return_success=True)
+      >>> success.tolist()                                                   # one row per eps
+      [[True, False], [True, True]]
     """
-    x, y, batch_ndim, lo, hi = _check_inputs(logits_fn, x, y, eps, norm, clip, "pgd")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"pgd: steps must be a positive int, got {steps!r}")
-    if step_size is None:
-        step_size = 2.5 * float(eps) / steps
-    if random_start and key is None:
-        raise ValueError("pgd: random_start=True needs key=jax.random.key(...)")
-    if loss is not None and not callable(loss):
-        raise TypeError(f"pgd: loss must be a callable (logits, y) -> per-example losses, got {type(loss).__name__}")
-    x_adv, history = _attack_jit(
-        x, y, jnp.asarray(eps, x.dtype), jnp.asarray(step_size, x.dtype),
-        key if key is not None else jax.random.key(0), lo, hi,
-        logits_fn=logits_fn, loss=loss, steps=steps, norm=norm, targeted=bool(targeted),
-        random_start=bool(random_start), batch_ndim=batch_ndim, has_clip=clip is not None,
-    )
-    return (x_adv, history) if return_history else x_adv
+    opts = dict(options)
+    if steps is not _UNSET:
+        opts["steps"] = steps
+    if step_size is not _UNSET and step_size is not None:
+        opts["step_size"] = step_size
+    x_adv, history, success = _attack(logits_fn, x, y, eps, opts, attack=attack, key=key, where="pgd")
+    return _returns(x_adv, history, success, return_history, return_success)
 
 
 def fgsm(
     logits_fn: Callable[[Any], Any],
     x,
     y,
-    eps: float,
+    eps: float | Sequence[float],
     *,
-    norm: str = "linf",
-    targeted: bool = False,
-    clip: Optional[tuple] = None,
-    loss: Optional[Callable[[Any, Any], Any]] = None,
+    attack: Optional[Attack] = None,
+    return_success: bool = False,
+    **options,
 ):
     r"""Fast gradient sign method (Goodfellow et al.): one step of size ε, x_adv = clip(x + ε sign ∇_x ℓ(x, y)).
 
-    The one-step case of :func:`pgd` (``steps=1, step_size=eps``, no random start); same arguments. With
+    The one-step case of :func:`pgd` (``steps=1, step_size=eps``, no random start); same arguments
+    (``y=None``, a sequence of ε, ``return_success``; options ``norm, targeted, clip, loss``). With
     ``norm="l2"`` it is the fast gradient method, x + ε ∇ℓ/‖∇ℓ‖₂.
 
     Examples:
@@ -219,4 +281,17 @@ def fgsm(
       >>> print(x_adv, logits_fn(x_adv).argmax(-1))
       [[-0.05  0.5 ]] [1]
     """
-    return pgd(logits_fn, x, y, eps, 1, eps, norm=norm, targeted=targeted, clip=clip, loss=loss)
+    where = "fgsm"
+    bad = sorted({"steps", "step_size", "random_start"} & options.keys())
+    if bad:
+        raise TypeError(f"{where}: unexpected keyword(s) {bad}: FGSM is one step of size eps; use pgd for more")
+    config, rest = merge_options(attack, Attack, options, name="attack", where=where)
+    if rest:
+        raise TypeError(f"{where}: unexpected keyword(s) {sorted(rest)}; the options are norm, targeted, clip, loss")
+    if config.random_start:
+        raise ValueError(f"{where}: FGSM has no random start; use pgd(..., random_start=True, key=...)")
+    eps_values, stacked = _eps_list(eps, where)
+    results = [_attack(logits_fn, x, y, e, {}, attack=dataclasses.replace(config, steps=1, step_size=e), key=None,
+                       where=where) for e in eps_values]
+    x_adv, _, success = tuple(jnp.stack(p) for p in zip(*results)) if stacked else results[0]
+    return (x_adv, success) if return_success else x_adv

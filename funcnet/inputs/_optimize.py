@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from funcnet import _boundary
 from funcnet.inputs import _loop as _engine
 from funcnet.inputs._projections import Projection
 
@@ -108,8 +109,9 @@ def optimize_input(
     """
     if not callable(objective):
         raise TypeError(f"objective must be a callable x -> scalar, got {type(objective).__name__}")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = _boundary.count(steps, "steps", where="optimize_input")
+    if learning_rate is not None:
+        learning_rate = _boundary.real(learning_rate, "learning_rate", minimum=0, where="optimize_input")
     if optimizer is None and learning_rate is None:
         raise ValueError("give learning_rate (plain gradient descent) or optimizer (an optax transformation)")
     if optimizer is not None and learning_rate is not None:
