@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Union
 
-from funcnet._boundary import array_namespace, constant
+from funcnet._boundary import array_namespace, constant, overridable
 
 Activation = Callable[[Any], Any]
 ActivationSpec = Union[str, Activation, None]
@@ -74,15 +74,14 @@ def softplus(z):
     return relu(z) + xp.log1p(xp.exp(xp.where(z > 0, -z, z)))
 
 
+@overridable
 def log_softmax(z):
     r"""log softmax over the last axis: z_k - log Σ_j e^{z_j}, computed with the max subtracted.
 
-    Shapes: (..., K) -> (..., K). Finite for logits of any magnitude.
+    Shapes: (..., K) -> (..., K). Finite for logits of any magnitude. ``overridable``: funcnet's
+    tracer records it as one node whose rule is g - softmax(z) Σ g.
     """
     xp = array_namespace(z)
-    fused = getattr(xp, "log_softmax", None)    # a namespace with its own primitive (funcnet's tracer)
-    if fused is not None:
-        return fused(z, axis=-1)
     shifted = z - xp.max(constant(xp, z), axis=-1, keepdims=True)   # the shift cancels: held constant
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
