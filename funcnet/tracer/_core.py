@@ -207,8 +207,10 @@ class ForwardTrace(Trace):
 
 def vjp_of(node: Box, i: int, g):
     """The cotangent that ``node`` sends to its argument ``i``, given its own cotangent ``g``."""
-    rule = node.prim.rule("vjp", i)
-    kw = node.kwargs
+    rules, kw = node.prim.vjps, node.kwargs
+    rule = rules[i] if i < len(rules) else None
+    if rule is None:
+        rule = node.prim.rule("vjp", i)     # raises MissingRuleError
     return rule(g, node.value, *node.raw) if kw is None else rule(g, node.value, *node.raw, **kw)
 
 

@@ -29,7 +29,7 @@ from sys import getrefcount
 import numpy as np
 
 from funcnet.tracer import _rules as R
-from funcnet.tracer._core import Box, ReverseTrace
+from funcnet.tracer._core import _SEQ, Box, ReverseTrace
 
 __all__ = ["SETTINGS", "threshold", "MemoryTrace", "Spender", "release_forward", "calibrate", "INTO"]
 
@@ -72,16 +72,58 @@ class _ShapeOnly:
         self.shape, self.dtype = a.shape, a.dtype
 
 
+_LEAN: dict = {}
+
+
+def lean(box_type: type) -> type:
+    """``box_type`` keeping its parents in three slots instead of a tuple.
+
+    A box is then the only object an operation leaves that the garbage collector tracks (its ``raw``
+    tuple holds plain values, so CPython untracks it), which halves the collections on long graphs.
+    """
+    if box_type not in _LEAN:
+        class LeanBox(box_type):
+            __slots__ = ("p0", "p1", "more")
+
+            def __init__(self, value, trace, prim=None, raw=(), kwargs=None, parents=(), tangent=None,
+                         p0=None, p1=None):
+                self.value, self.trace, self.prim, self.raw, self.kwargs = value, trace, prim, raw, kwargs
+                self.tangent, self.label, self.seq = tangent, None, next(_SEQ)
+                if parents:
+                    self.parents = parents
+                else:
+                    self.p0, self.p1, self.more = p0, p1, ()
+
+            @property
+            def parents(self):
+                return (self.p0, self.p1) + self.more
+
+            @parents.setter
+            def parents(self, ps):
+                n = len(ps)
+                self.p0 = ps[0] if n else None
+                self.p1 = ps[1] if n > 1 else None
+                self.more = ps[2:] if n > 2 else ()
+
+        LeanBox.__name__ = LeanBox.__qualname__ = box_type.__name__
+        _LEAN[box_type] = LeanBox
+    return _LEAN[box_type]
+
+
 class MemoryTrace(ReverseTrace):
     """A reverse trace for a graph differentiated once (see the module docstring)."""
 
     def __init__(self, box_type=Box):
-        super().__init__(box_type)
+        super().__init__(lean(box_type))
         self.releasable = False          # recorded a large value that no rule reads
         if SETTINGS.box_refs is None:
             calibrate(box_type)
 
     def process(self, prim, args, kwargs):
+        if len(args) <= 2 and not kwargs:
+            box = self._process_small(prim, args)
+            if box is not None:
+                return box
         raw, parents = self.unbox(args)
         into = INTO.get(prim)
         x = parents[0] if into is not None and not kwargs else None
@@ -99,6 +141,32 @@ class MemoryTrace(ReverseTrace):
             if "ans" not in reads:
                 self.releasable = True
         return self.box_type(ans, self, prim, raw, kwargs or None, parents)
+
+
+    def _process_small(self, prim, args):
+        """The common case, as :meth:`process` but without its generic steps: one or two arguments,
+        no keywords, plain values under this trace's boxes, a small answer (or None to take the long way)."""
+        bt = self.box_type
+        x = args[0]
+        p0 = x if type(x) is bt and x.trace is self else None
+        xv = x.value if p0 is not None else x
+        if len(args) == 1:
+            if p0 is None or isinstance(xv, Box):
+                return None
+            ans = prim.fun(xv)
+            raw = (xv,)
+            p1 = None
+        else:
+            y = args[1]
+            p1 = y if type(y) is bt and y.trace is self else None
+            yv = y.value if p1 is not None else y
+            if isinstance(xv, Box) or isinstance(yv, Box) or (type(xv) is np.ndarray and xv.nbytes >= SETTINGS.min_bytes):
+                return None
+            ans = prim.fun(xv, yv)
+            raw = (xv, yv)
+        if type(ans) is np.ndarray and ans.nbytes >= SETTINGS.min_bytes:
+            return None
+        return bt(ans, self, prim, raw, None, p0=p0, p1=p1)
 
 
 def _spent(x: Box, y) -> bool:

@@ -131,7 +131,8 @@ def unbroadcast(g, like):
 
 def _unbroadcasting(rule, i):
     def vjp(g, ans, *args, **kwargs):
-        return unbroadcast(rule(g, ans, *args, **kwargs), args[i])
+        c = rule(g, ans, *args, **kwargs)
+        return c if getattr(c, "shape", ()) == getattr(args[i], "shape", ()) else unbroadcast(c, args[i])
     return vjp
 
 
@@ -324,7 +325,9 @@ add = define(operator.add, "add", dispatch=np.add, reads="shape", broadcasts=Tru
 subtract = define(operator.sub, "subtract", dispatch=np.subtract, reads="shape", broadcasts=True,
                   vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: -g),
                   jvp=(lambda t, ans, x, y: t, lambda t, ans, x, y: -t))
-multiply = binary(np.multiply, lambda ans, x, y: y, lambda ans, x, y: x, fun=operator.mul)
+multiply = define(operator.mul, "multiply", dispatch=np.multiply, reads="args", broadcasts=True,
+                  vjp=(lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x),
+                  jvp=(lambda t, ans, x, y: t * y, lambda t, ans, x, y: x * t))
 divide = define(operator.truediv, "divide", dispatch=(np.divide, np.true_divide), broadcasts=True,
                 vjp=(lambda g, ans, x, y: g / y, lambda g, ans, x, y: -(g * ans) / y),
                 jvp=(lambda t, ans, x, y: t / y, lambda t, ans, x, y: -(t * ans) / y))
