@@ -110,6 +110,10 @@ def lean(box_type: type) -> type:
     return _LEAN[box_type]
 
 
+def _nothing(a):
+    return None
+
+
 class MemoryTrace(ReverseTrace):
     """A reverse trace for a graph differentiated once (see the module docstring)."""
 
@@ -136,8 +140,9 @@ class MemoryTrace(ReverseTrace):
         if type(ans) is np.ndarray and ans.nbytes >= SETTINGS.min_bytes:
             reads = prim.reads
             if "args" not in reads:
-                raw = tuple([_ShapeOnly(a) if type(a) is np.ndarray else a for a in raw]) if "shape" in reads \
-                    else (None,) * len(raw)
+                # array arguments become their shapes, or nothing; others (axes, indices, shapes) stay
+                keep = _ShapeOnly if "shape" in reads else _nothing
+                raw = tuple([keep(a) if type(a) is np.ndarray else a for a in raw])
             if "ans" not in reads:
                 self.releasable = True
         return self.box_type(ans, self, prim, raw, kwargs or None, parents)
