@@ -239,7 +239,9 @@ PLAIN = ("zeros_like", "ones_like", "full_like", "empty_like", "isnan", "isinf",
          "argsort", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and",
          "logical_or", "logical_not", "any", "all", "floor", "ceil", "round", "trunc", "rint", "result_type",
          "nonzero", "count_nonzero", "allclose", "isclose", "array_equal", "shape", "ndim", "size")
-ZERO_GRADIENT_UFUNCS = {np.floor, np.ceil, np.rint, np.trunc}
+ZERO_GRADIENT_UFUNCS = {np.floor, np.ceil, np.rint, np.trunc, np.less, np.less_equal, np.greater, np.greater_equal,
+                        np.equal, np.not_equal, np.isfinite, np.isnan, np.isinf, np.signbit, np.logical_and,
+                        np.logical_or, np.logical_not, np.logical_xor}
 
 
 def _make_namespace():
