@@ -231,7 +231,7 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple[Any, Any]:
     Example:
       >>> from funcnet import tracer
       >>> tracer.jvp(lambda x, y, z: (x + y) * z, (-2.0, 5.0, -4.0), (1.0, 0.0, 0.0))
-      (array(-12.), array(-4.))
+      (np.float64(-12.0), np.float64(-4.0))
     """
     out, tangent, _ = _jvp(f, primals, tangents)
     return out, tangent
