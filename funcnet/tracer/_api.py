@@ -416,7 +416,7 @@ def defjvp(prim, *rules, broadcasts: bool = False) -> Primitive:
       >>> cube = tracer.primitive(lambda x: x ** 3, "cube")
       >>> _ = tracer.defjvp(cube, lambda t, ans, x: 3.0 * x * x * t)
       >>> tracer.jvp(cube, (2.0,), (1.0,))[1]
-      array(12.)
+      np.float64(12.0)
     """
     p = _primitive_for(prim)
     return _rules.define(p, vjp=p.vjps or None, jvp=rules, broadcasts=broadcasts, reads=p.reads)
