@@ -24,12 +24,13 @@ all arguments, so that mixed calls work:
 
 from __future__ import annotations
 
+import functools
 import types
 from typing import Any
 
 import numpy as np
 
-__all__ = ["array_namespace", "constant", "count", "real", "leading_length", "check_labels", "argnums_tuple"]
+__all__ = ["array_namespace", "overridable", "constant", "count", "real", "leading_length", "check_labels", "argnums_tuple"]
 
 
 # type -> (namespace, is_jax): array_namespace runs on every forward pass, so each array type's
@@ -112,19 +113,50 @@ def array_namespace(*trees: Any):
     return np
 
 
+def overridable(fun):
+    """Let array types replace ``fun`` when they are among its positional arguments (as NEP 18 does for NumPy).
+
+    The decorated function checks its positional arguments' types for a ``__funcnet_function__``
+    method; the first one found is called as ``method(arg, wrapper, args, kwargs)`` and its result
+    returned. Without one, ``fun`` runs as written. ``wrapper.__wrapped__`` is ``fun`` itself, for an
+    override that only wants to run the plain implementation on its own values.
+
+    This is how funcnet's tracer records ``funcnet.activations.log_softmax`` as one node with a fused
+    rule, while JAX and NumPy run the function as written (one type check per call, done once under
+    ``jit``). A user's own function gets the same: decorate it, then register a rule for it with
+    ``funcnet.tracer.defvjp(my_function, ...)``.
+
+    Example:
+      >>> import numpy as np
+      >>> @overridable
+      ... def double(x):
+      ...     return 2 * x
+      >>> double(np.float64(1.5))
+      np.float64(3.0)
+    """
+
+    @functools.wraps(fun)
+    def wrapper(*args, **kwargs):
+        for a in args:
+            hook = getattr(type(a), "__funcnet_function__", None)
+            if hook is not None:
+                return hook(a, wrapper, args, kwargs)
+        return fun(*args, **kwargs)
+
+    return wrapper
+
+
+@overridable
 def constant(xp, x):
-    """``x`` held constant for differentiation in namespace ``xp`` (JAX, funcnet's tracer); NumPy passes it through.
+    """``x`` held constant for differentiation in namespace ``xp``; NumPy passes it through.
 
     For shifts whose gradient cancels exactly, such as the maximum subtracted in log-sum-exp: the
     function's value does not depend on the shift, so holding it fixed gives the same derivatives of
     every order while the autodiff skips the shift's branch (``jax.nn.log_softmax`` does the same).
+    Under JAX this is ``jax.lax.stop_gradient``; an array type with its own autodiff (funcnet's tracer)
+    overrides it (see :func:`overridable`).
     """
-    if xp is np:
-        return x
-    stop = getattr(xp, "stop_gradient", None)      # funcnet's tracer namespace (an extension)
-    if stop is not None:
-        return stop(x)
-    if getattr(xp, "__name__", "").startswith("jax"):
+    if xp is not np and getattr(xp, "__name__", "").startswith("jax"):
         import jax
 
         return jax.lax.stop_gradient(x)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Union
 
-from funcnet._boundary import array_namespace, constant
+from funcnet._boundary import array_namespace, constant, overridable
 
 Activation = Callable[[Any], Any]
 ActivationSpec = Union[str, Activation, None]
 
 __all__ = [
     "identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus",
-    "softmax", "log_softmax", "get", "names",
+    "softmax", "log_softmax", "gelu", "silu", "get", "names",
 ]
 
 
@@ -74,15 +74,41 @@ def softplus(z):
     return relu(z) + xp.log1p(xp.exp(xp.where(z > 0, -z, z)))
 
 
+def gelu(z, approximate: bool = True):
+    r"""Gaussian error linear unit z·Φ(z), as ``jax.nn.gelu``.
+
+    ``approximate=True`` (the default, as JAX): ½z(1 + tanh(√(2/π)(z + 0.044715 z³))).
+    ``approximate=False``: ½z(1 + erf(z/√2)), the exact form; pass it as a callable,
+    ``activation=functools.partial(fn.activations.gelu, approximate=False)`` (needs JAX or NumPy inputs
+    whose namespace has ``erf``; JAX's ``jax.scipy.special.erf`` is used for JAX arrays).
+    """
+    xp = array_namespace(z)
+    if approximate:
+        c = 0.7978845608028654                       # √(2/π)
+        return 0.5 * z * (1.0 + xp.tanh(c * (z + 0.044715 * (z * z * z))))
+    if getattr(xp, "__name__", "").startswith("jax"):
+        from jax.scipy.special import erf
+    else:
+        erf = getattr(xp, "erf", None)
+        if erf is None:
+            raise TypeError(f"gelu(approximate=False) needs erf, which namespace {getattr(xp, '__name__', xp)!r} "
+                            "lacks; use approximate=True or JAX inputs")
+    return 0.5 * z * (1.0 + erf(z * 0.7071067811865476))
+
+
+def silu(z):
+    r"""Sigmoid linear unit z·σ(z) (also called swish), as ``jax.nn.silu``; silu'(z) = σ(z)(1 + z(1 - σ(z)))."""
+    return z * sigmoid(z)
+
+
+@overridable
 def log_softmax(z):
     r"""log softmax over the last axis: z_k - log Σ_j e^{z_j}, computed with the max subtracted.
 
-    Shapes: (..., K) -> (..., K). Finite for logits of any magnitude.
+    Shapes: (..., K) -> (..., K). Finite for logits of any magnitude. ``overridable``: funcnet's
+    tracer records it as one node whose rule is g - softmax(z) Σ g.
     """
     xp = array_namespace(z)
-    fused = getattr(xp, "log_softmax", None)    # a namespace with its own primitive (funcnet's tracer)
-    if fused is not None:
-        return fused(z, axis=-1)
     shifted = z - xp.max(constant(xp, z), axis=-1, keepdims=True)   # the shift cancels: held constant
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
@@ -105,6 +131,9 @@ _REGISTRY: dict[str, Activation] = {
     "softplus": softplus,
     "softmax": softmax,
     "log_softmax": log_softmax,
+    "gelu": gelu,
+    "silu": silu,
+    "swish": silu,
 }
 
 

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from funcnet import activations as _activations
-from funcnet._boundary import array_namespace
+from funcnet._boundary import array_namespace, overridable
 
-__all__ = ["mse", "half_mse", "binary_cross_entropy", "softmax_cross_entropy", "l2_penalty"]
+__all__ = ["mse", "half_mse", "binary_cross_entropy", "softmax_cross_entropy",
+           "softmax_cross_entropy_with_integer_labels", "l2_penalty"]
 
 
 def _check_same_shape(name: str, pred, target) -> None:
@@ -86,14 +87,7 @@ def softmax_cross_entropy(logits, labels):
                 f"(logits shape {lshape} without the class axis), got {yshape}"
             )
         _check_label_range(labels, k)
-        fused = getattr(xp, "softmax_cross_entropy_with_integer_labels", None)
-        if fused is not None:   # a namespace with its own primitive (funcnet's tracer): one node, one rule
-            return fused(logits, labels)
-        logp = _activations.log_softmax(logits)
-        take = getattr(xp, "take_along_axis", None)
-        if take is not None:    # pick log p[y] (a gather, as optax does): no one-hot product to differentiate
-            return -xp.mean(take(logp, labels[..., None], axis=-1))
-        onehot = (labels[..., None] == array_namespace(labels).arange(k)).astype(logits.dtype)
+        return softmax_cross_entropy_with_integer_labels(logits, labels)
     else:
         if yshape != lshape:
             raise ValueError(
@@ -104,6 +98,24 @@ def softmax_cross_entropy(logits, labels):
         logp = _activations.log_softmax(logits)
     nll = -xp.sum(onehot * logp, axis=-1)
     return xp.mean(nll)
+
+
+@overridable
+def softmax_cross_entropy_with_integer_labels(logits, labels):
+    r"""-(1/m) Σ_i log softmax(z_i)[y_i] for integer ``labels`` ``(...)`` and ``logits`` ``(..., K)``; unchecked.
+
+    :func:`softmax_cross_entropy` checks the shapes and the label range, then calls this. It picks
+    log p[y] with a gather (as optax does), so no one-hot product is differentiated; funcnet's tracer
+    records it as one node whose rule is the lectures' delta (softmax(z) - onehot(y)) / m.
+    """
+    xp = array_namespace(logits, labels)
+    logp = _activations.log_softmax(logits)
+    take = getattr(xp, "take_along_axis", None)
+    if take is not None:
+        return -xp.mean(take(logp, labels[..., None], axis=-1))
+    k = logits.shape[-1]
+    onehot = (labels[..., None] == array_namespace(labels).arange(k)).astype(logits.dtype)
+    return -xp.mean(xp.sum(onehot * logp, axis=-1))
 
 
 def _check_label_range(labels, k: int) -> None:

@@ -24,9 +24,31 @@ import jax.numpy as jnp
 import numpy as np
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
+import pytest
+
 import funcnet as fn
 from funcnet import tracer
 from funcnet._boundary import array_namespace
+from funcnet.tracer import _memory, _rules
+
+
+@pytest.fixture(autouse=True, scope="module")
+def memory_policy_on_small_arrays():
+    """grad's memory policy acts on arrays of >= 64 KiB; fuzz arrays are <= 3x3, so lower it to every array."""
+    with _memory.threshold(0):
+        yield
+
+
+def test_the_lowered_threshold_reaches_the_memory_policy(monkeypatch):
+    # a spent temporary plus a bias, on 2x3 arrays: added in place only because the threshold is lowered
+    calls = []
+    into = _memory.INTO[_rules.add]
+    monkeypatch.setitem(_memory.INTO, _rules.add, lambda x, y: (calls.append(x.shape), into(x, y))[1])
+    a, b = np.arange(6.0).reshape(2, 3) / 7, np.array([0.1, -0.2, 0.3])
+    g = tracer.grad(lambda w: np.sum(np.tanh(a * w + b)))(np.ones((2, 3)))
+    t = np.tanh(a + b)
+    np.testing.assert_allclose(g, a * (1 - t * t), rtol=1e-14)        # closed form
+    assert calls == ([(2, 3)] if _memory.EXACT_REFCOUNTS else [])
 
 EXAMPLES = int(os.environ.get("FUNCNET_FUZZ_EXAMPLES", 300))
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None, print_blob=True,

@@ -1,4 +1,9 @@
-"""grad, value_and_grad, vjp, stop_gradient, no_grad, defvjp: the tracer's user-facing functions."""
+"""The tracer's user-facing functions: reverse mode (grad, vjp), forward mode (jvp), and their compositions.
+
+Each opens one trace, boxes the inputs, runs the function, and either walks the graph backwards
+(:func:`~funcnet.tracer._core.backward`) or reads the output's tangent. Nesting them nests traces,
+so any order of any mode works: ``grad(grad(f))``, ``jacfwd(jacrev(f))``, ``grad`` of a ``jvp``.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +13,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from funcnet.tracer import _core as _engine, _numpy as _namespace, _rules, _tree
-from funcnet.tracer._core import STATE, Box, Primitive, backward, end_trace, new_trace, strip
+from funcnet.tracer import _memory, _rules
+from funcnet.tracer._core import Box, ForwardTrace, Primitive, ReverseTrace, backward, recording, strip
+from funcnet.tracer._numpy import ArrayBox, NUMPY_FUNCTIONS
 from funcnet.tracer._tree import flatten, map_leaves, unflatten
 
-_tree.LEAF_TYPES.update((np.ndarray, np.float64, np.float32, Box))  # map_leaves maps them without a call
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hessian", "hvp", "stop_gradient",
+           "no_grad", "defvjp", "defjvp", "name", "primitive"]
 
-__all__ = ["grad", "value_and_grad", "vjp", "stop_gradient", "no_grad", "defvjp", "name", "primitive"]
-
-
-def _check_leaf(leaf, where: str):
-    dtype = np.result_type(strip(leaf))
-    if not np.issubdtype(dtype, np.inexact):
-        raise TypeError(
-            f"tracer.grad requires float inputs (a sub-dtype of np.inexact) for the arguments it "
-            f"differentiates, but {where} has dtype {dtype}. Convert it with x.astype(float), or leave "
-            "that argument out of argnums (integer inputs have no gradient, as in jax.grad)."
-        )
-
-
-def _box_leaf(leaf, trace_id):
-    if isinstance(leaf, (Box, np.ndarray, np.generic)):
-        return Box(leaf, trace_id)
-    return Box(np.asarray(leaf), trace_id)  # a Python float, or a nested list of floats
+_OPEN: list = []   # traces opened by this module and not yet ended, innermost last
 
 
 def _argnums_tuple(argnums, nargs):
@@ -43,110 +34,97 @@ def _argnums_tuple(argnums, nargs):
     return tuple(a % nargs for a in nums)
 
 
-def _box_arg(tree, argnum: int, trace_id: int) -> tuple[Any, list]:
-    """``tree`` with every leaf boxed for ``trace_id`` (checked: float leaves only), and the boxes."""
+def _check_leaf(leaf, where: str):
+    dtype = np.result_type(strip(leaf))
+    if not np.issubdtype(dtype, np.inexact):
+        raise TypeError(
+            f"the tracer requires float inputs (a sub-dtype of np.inexact) for the arguments it "
+            f"differentiates, but {where} has dtype {dtype}. Convert it with x.astype(float), or leave "
+            "that argument out of argnums (integer inputs have no gradient, as in jax.grad).")
+
+
+def _box_arg(trace, tree, argnum: int, tangents=None) -> tuple[Any, list]:
+    """``tree`` with every leaf boxed for ``trace`` (float leaves only), and the boxes in leaf order."""
     boxes: list = []
+    tleaves = None if tangents is None else flatten(tangents)[0]
 
     def box(leaf):
-        if type(leaf) is np.ndarray and leaf.dtype.kind in "fc":
-            b = Box(leaf, trace_id)                  # the common case: a float array
-        else:
-            many = len(flatten(tree)[0]) > 1
-            _check_leaf(leaf, f"argument {argnum}" + (f" (leaf {len(boxes)})" if many else ""))
-            b = _box_leaf(leaf, trace_id)
+        if not (type(leaf) is np.ndarray and leaf.dtype.kind in "fc"):
+            _check_leaf(leaf, f"argument {argnum}" + (f" (leaf {len(boxes)})" if len(flatten(tree)[0]) > 1 else ""))
+            if not isinstance(leaf, (Box, np.ndarray, np.generic)):
+                leaf = np.asarray(leaf)          # a Python float, or a nested list of floats
+        b = trace.new_input(leaf, None if tleaves is None else tleaves[len(boxes)])
         boxes.append(b)
         return b
 
     return map_leaves(box, tree), boxes
 
 
+@contextlib.contextmanager
+def _opened(trace):
+    _OPEN.append(trace)
+    try:
+        yield trace
+    finally:
+        trace.end()
+        _OPEN.remove(trace)
+
+
 class _Forward:
-    """The result of running ``f`` with boxed inputs: the output and the input boxes per argnum."""
+    """``f`` run on boxed inputs in a new reverse trace: the output and the input boxes per argnum."""
 
-    __slots__ = ("trace_id", "out", "inputs", "trees", "releasable")
-
-    def __init__(self, f, args, argnums, kwargs, overwrite: bool = False):
-        outermost = STATE.depth == 0
-        self.trace_id = tid = new_trace()
-        old, old_list = STATE.overwrite, STATE.releasable
-        self.releasable = False
-        if overwrite and outermost:
-            # grad's graph is used once: spent temporaries may be reused, unread values released
-            STATE.overwrite, STATE.releasable = tid, False
-        try:
+    def __init__(self, f, args, argnums, kwargs, once: bool = False):
+        # grad's graph, differentiated once and not nested in another trace, gets the memory policy
+        self.trace = _memory.MemoryTrace(ArrayBox) if once and not _OPEN else ReverseTrace(ArrayBox)
+        with _opened(self.trace):
             args = list(args)
             self.inputs, self.trees = [], []
             for a in argnums:
-                args[a], boxes = _box_arg(args[a], a, tid)
+                args[a], boxes = _box_arg(self.trace, args[a], a)
                 self.inputs.append(boxes)
                 self.trees.append(args[a])
             self.out = f(*args, **kwargs)
-        finally:
-            if overwrite and outermost:
-                self.releasable = STATE.releasable
-            STATE.overwrite, STATE.releasable = old, old_list
-            end_trace(tid)
 
-    def traced(self, value):
-        return isinstance(value, Box) and value.trace == self.trace_id
+    def traced(self, value) -> bool:
+        return isinstance(value, Box) and value.trace is self.trace
 
-    def grads(self, roots, cts, release: bool = False) -> list:
-        leaves = backward(roots, cts, release=release) if roots else {}
-        # arrays that no gradient may be: the inputs, the caller's cotangents, and each gradient already
-        # given (a rule may pass one cotangent to two arguments, as ``a + b`` does)
+    def grads(self, roots, cts, observer=None) -> list:
+        leaves = backward(roots, cts, observer) if roots else {}
+        # arrays no gradient may be: the inputs, the caller's cotangents, and each gradient already given
         given = {id(b.value) for boxes in self.inputs for b in boxes}
-        if cts:
-            given.update(map(id, cts))
+        given.update(map(id, cts))
         return [map_leaves(lambda b: _grad_of(b, leaves, given), tree) for tree in self.trees]
 
 
 def _grad_of(b: Box, leaves: dict, given: set):
-    """The gradient for input box ``b``: its cotangent as a fresh array like its value, or zeros.
-
-    Fresh: writeable, and shared with no input, cotangent or other gradient of the call (``given``
-    holds their ids), so updating one gradient in place changes nothing else.
-    """
+    """The gradient for input box ``b``: its cotangent as a fresh array like its value, or zeros."""
     g = leaves.get(b.seq)
     if g is None:
         return np.zeros_like(strip(b.value))
     if isinstance(g, Box):
         return g
-    g = _as_like(g, b.value)
-    if type(g) is np.ndarray:
-        if id(g) in given:
-            g = g.copy()
-        given.add(id(g))
-    return g
-
-
-def _as_like(g, x):
-    """A fresh, writeable gradient of the input's dtype and array type."""
-    if type(g) is np.ndarray and type(x) is np.ndarray and g.dtype == x.dtype and g.base is None and g.flags.writeable:
-        return g                                  # the common case: a rule's fresh array
-    xr = strip(x)
+    xr = strip(b.value)
     dtype = getattr(xr, "dtype", None)
     if isinstance(xr, np.ndarray):
-        if not isinstance(g, np.ndarray) or not g.flags.writeable or g.dtype != dtype or g.base is not None:
+        if type(g) is not np.ndarray or id(g) in given or not g.flags.writeable or g.dtype != dtype or g.base is not None:
             g = np.array(g, dtype=dtype)
+        given.add(id(g))
     elif dtype is not None and getattr(g, "dtype", dtype) != dtype:
         g = dtype.type(g)
     return g
 
 
-def _scalar_output(fw: _Forward, who: str):
-    out = fw.out
+def _scalar_output(out, who: str):
     raw = strip(out)
     if type(raw) in (np.float64, np.float32) or (type(raw) is np.ndarray and raw.shape == () and raw.dtype.kind == "f"):
         return out                               # the common case: a real float scalar
-    shape = np.shape(raw)
-    if shape != ():
+    if np.shape(raw) != ():
         raise TypeError(
-            f"{who} requires a scalar output, but the function returned shape {shape}. For a non-scalar "
+            f"{who} requires a scalar output, but the function returned shape {np.shape(raw)}. For a non-scalar "
             "output use out, vjp_fn = funcnet.tracer.vjp(f, *args) and call vjp_fn(cotangent) with a "
-            "cotangent of the output's shape (e.g. numpy.ones_like(out))."
-        )
-    if not np.issubdtype(np.result_type(raw), np.inexact):
-        raise TypeError(f"{who} requires a float output, got dtype {np.result_type(raw)}")
+            "cotangent of the output's shape (e.g. numpy.ones_like(out)), or tracer.jacrev(f).")
+    if not np.issubdtype(np.result_type(raw), np.floating):
+        raise TypeError(f"{who} requires a real float output, got dtype {np.result_type(raw)}")
     return out
 
 
@@ -159,46 +137,44 @@ def _one(value):
 def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
     """Like :func:`grad`, but the function returns ``(f(*args), gradient)``.
 
-    With ``has_aux=True``, ``f`` returns ``(value, aux)`` and the result is
-    ``((value, aux), gradient)``, as in ``jax.value_and_grad``.
+    With ``has_aux=True``, ``f`` returns ``(value, aux)`` and the result is ``((value, aux), gradient)``,
+    as in ``jax.value_and_grad``.
     """
 
     @functools.wraps(f)
     def vg(*args, **kwargs):
-        nums = _argnums_tuple(argnums, len(args))
-        fw = _Forward(f, args, nums, kwargs, overwrite=True)
-        aux = None
-        if has_aux:
-            out, aux = fw.out
-            fw.out = out
-        out = _scalar_output(fw, "tracer.grad")
+        fw = _Forward(f, args, _argnums_tuple(argnums, len(args)), kwargs, once=True)
+        out, aux = fw.out if has_aux else (fw.out, None)
+        out = _scalar_output(out, "tracer.grad")
+        fw.out = None
         if fw.traced(out):
-            if fw.releasable:
-                _engine.release_forward(out)
-            gs = fw.grads([out], [_one(out.value)], release=True)
+            trace = fw.trace
+            if isinstance(trace, _memory.MemoryTrace) and trace.releasable:
+                _memory.release_forward(out)
+            observer = _memory.Spender() if isinstance(trace, _memory.MemoryTrace) else None
+            gs = fw.grads([out], [_one(out.value)], observer)
             value = out.value
         else:
-            gs = fw.grads([], [])
-            value = out
+            gs, value = fw.grads([], []), out
         g = gs[0] if isinstance(argnums, int) else tuple(gs)
-        return ((value, _strip_tree(aux, fw.trace_id)) if has_aux else value), g
+        return ((value, _strip_tree(aux, fw)) if has_aux else value), g
 
     return vg
 
 
-def _strip_tree(tree, trace_id):
+def _strip_tree(tree, fw):
     leaves, tdef = flatten(tree)
-    return unflatten(tdef, [l.value if isinstance(l, Box) and l.trace == trace_id else l for l in leaves])
+    return unflatten(tdef, [leaf.value if fw.traced(leaf) else leaf for leaf in leaves])
 
 
 def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
     r"""The gradient of a scalar function, by reverse-mode automatic differentiation.
 
-    ``grad(f)(x)`` is ∂f/∂x with the same pytree structure (dict / list / tuple of
-    float NumPy arrays or scalars) as ``x``. ``argnums`` picks the positional
-    arguments to differentiate: an int gives one gradient, a tuple gives a tuple.
-    Every gradient leaf is a new writeable array of its input's dtype, shared with no
-    input and no other gradient, so it may be updated in place.
+    ``grad(f)(x)`` is ∂f/∂x with the same pytree structure as ``x`` (dicts, lists, tuples, NamedTuples,
+    and any container JAX knows as a pytree, with float NumPy arrays or scalars as leaves). ``argnums``
+    picks the positional arguments to differentiate: an int gives one gradient, a tuple gives a tuple.
+    Every gradient leaf is a new writeable array of its input's dtype, shared with no input and no
+    other gradient, so it may be updated in place.
 
     Examples:
       >>> import numpy as np
@@ -207,13 +183,13 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -
       array([2., 4.])
 
     Raises:
-      TypeError: for integer or boolean inputs, or a non-scalar output (use :func:`vjp`).
+      TypeError: for integer or boolean inputs, or a non-scalar output (use :func:`vjp` or :func:`jacrev`).
     """
     vg = value_and_grad(f, argnums, has_aux)
 
     @functools.wraps(f)
     def g(*args, **kwargs):
-        (value, g_) = vg(*args, **kwargs)
+        value, g_ = vg(*args, **kwargs)
         return (g_, value[1]) if has_aux else g_
 
     return g
@@ -222,15 +198,15 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -
 def vjp(f: Callable, *primals) -> tuple[Any, Callable]:
     """``out, vjp_fn = vjp(f, *primals)``: ``vjp_fn(ct)`` returns ``ct``ᵀ·∂f/∂primals, one entry per primal.
 
-    ``out`` may be any pytree of arrays; ``ct`` must have its structure and shapes.
-    ``vjp_fn`` can be called many times (the graph is kept until it is released).
+    ``out`` may be any pytree of arrays; ``ct`` must have its structure and shapes. ``vjp_fn`` can be
+    called many times (the graph is kept as long as ``vjp_fn`` is).
     """
     fw = _Forward(f, primals, tuple(range(len(primals))), {})
     out_leaves, out_def = flatten(fw.out)
-    out_value = unflatten(out_def, [l.value if fw.traced(l) else l for l in out_leaves])
+    out_value = unflatten(out_def, [leaf.value if fw.traced(leaf) else leaf for leaf in out_leaves])
 
     def vjp_fn(ct):
-        ct_leaves, ct_def = flatten(ct)
+        ct_leaves, _ = flatten(ct)
         if len(ct_leaves) != len(out_leaves):
             raise ValueError(f"vjp_fn expects a cotangent with {len(out_leaves)} leaves like the output, got {len(ct_leaves)}")
         roots, cts = [], []
@@ -245,21 +221,140 @@ def vjp(f: Callable, *primals) -> tuple[Any, Callable]:
     return out_value, vjp_fn
 
 
+def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple[Any, Any]:
+    """Forward mode: ``(f(*primals), ∂f/∂primals · tangents)`` in one pass, as ``jax.jvp``.
+
+    ``primals`` and ``tangents`` are tuples of the same pytree structure (one entry per argument of
+    ``f``); the output tangent has the structure of the output. No graph is kept: each operation's
+    tangent is computed from its JVP rule as the value is.
+
+    Example:
+      >>> from funcnet import tracer
+      >>> tracer.jvp(lambda x, y, z: (x + y) * z, (-2.0, 5.0, -4.0), (1.0, 0.0, 0.0))
+      (np.float64(-12.0), np.float64(-4.0))
+    """
+    out, tangent, _ = _jvp(f, primals, tangents)
+    return out, tangent
+
+
+def _jvp(f, primals, tangents, observer=None):
+    """:func:`jvp`, plus the input boxes; ``observer`` sees every box the forward trace makes."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents; give one tangent per primal")
+    trace = ForwardTrace(ArrayBox, observer)
+    inputs: list = []
+    with _opened(trace):
+        args = []
+        for i, (p, t) in enumerate(zip(primals, tangents)):
+            pl, tl = flatten(p), flatten(t)
+            if pl[1] != tl[1] or [np.shape(strip(x)) for x in pl[0]] != [np.shape(strip(x)) for x in tl[0]]:
+                raise ValueError(f"jvp: tangent {i} must have the structure and shapes of primal {i}")
+            arg, boxes = _box_arg(trace, p, i, t)
+            args.append(arg)
+            inputs.extend(boxes)
+        out = f(*args)
+    leaves, tdef = flatten(out)
+    values = [leaf.value if isinstance(leaf, Box) and leaf.trace is trace else leaf for leaf in leaves]
+    tans = [_tangent(leaf, trace) for leaf in leaves]
+    return unflatten(tdef, values), unflatten(tdef, tans), inputs
+
+
+def _tangent(leaf, trace):
+    if isinstance(leaf, Box) and leaf.trace is trace:
+        t = leaf.tangent
+        if t is None:
+            return np.zeros_like(np.asarray(strip(leaf.value)))
+        shape = np.shape(strip(leaf.value))
+        return t if np.shape(strip(t)) == shape else _rules.broadcast_to(t, shape)
+    return np.zeros_like(np.asarray(strip(leaf)), dtype=np.result_type(strip(leaf), np.float64)
+                         if not np.issubdtype(np.result_type(strip(leaf)), np.inexact) else None)
+
+
+def _jacobian(f, argnums, mode):
+    """``jacfwd``/``jacrev``: the Jacobian of every output leaf against each argnum's array, column or row at a time."""
+
+    def jac(*args):
+        nums = _argnums_tuple(argnums, len(args))
+        results = []
+        for a in nums:
+            x = np.asarray(strip(args[a])) if not isinstance(args[a], Box) else args[a]
+            shape = np.shape(strip(x))
+            n = int(np.prod(shape))
+
+            def fa(xa, a=a):
+                full = list(args)
+                full[a] = xa
+                return f(*full)
+
+            if mode == "fwd":
+                cols = [jvp(fa, (x,), (np.eye(n, dtype=np.result_type(strip(x)))[k].reshape(shape),))[1] for k in range(n)]
+                out = _stack_last(cols, shape)
+            else:
+                y, pull = vjp(fa, x)
+                ys = np.shape(strip(y))
+                m = int(np.prod(ys))
+                rows = [pull(np.eye(m, dtype=np.result_type(strip(y)))[k].reshape(ys))[0] for k in range(m)]
+                out = _rules.reshape(_stack_first(rows), ys + shape)
+            results.append(out)
+        return results[0] if isinstance(argnums, int) else tuple(results)
+
+    return jac
+
+
+def _stack_first(items):
+    return _rules.stack(*items, axis=0) if any(isinstance(i, Box) for i in items) else np.stack(items)
+
+
+def _stack_last(cols, in_shape):
+    s = _stack_first(cols)                      # (n, *out_shape) -> (*out_shape, *in_shape)
+    out_shape = np.shape(strip(s))[1:]
+    nd = len(out_shape)
+    moved = _rules.permute_dims(s, tuple(range(1, nd + 1)) + (0,))
+    return _rules.reshape(moved, out_shape + tuple(in_shape))
+
+
+def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """The Jacobian by forward mode (one :func:`jvp` per input element), shape ``out.shape + x.shape``."""
+    return _jacobian(f, argnums, "fwd")
+
+
+def jacrev(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """The Jacobian by reverse mode (one VJP per output element), shape ``out.shape + x.shape``."""
+    return _jacobian(f, argnums, "rev")
+
+
+def hessian(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+    """The Hessian of a scalar function, forward over reverse: ``jacfwd(jacrev(f))``, shape ``x.shape * 2``."""
+    return jacfwd(jacrev(f, argnums), argnums)
+
+
+def hvp(f: Callable, primals: Sequence, tangents: Sequence):
+    """The Hessian-vector product ``∇²f(x)·v`` without forming the Hessian: ``jvp`` of ``grad`` (forward over reverse).
+
+    ``primals``/``tangents`` as in :func:`jvp`; ``f`` is scalar. Returns the product with the
+    structure of the primals (a tuple for several arguments, as ``jax.jvp(jax.grad(f, argnums), ...)``).
+    """
+    nums = tuple(range(len(primals)))
+    g = grad(f, argnums=nums[0] if len(nums) == 1 else nums)
+    return jvp(g, primals, tangents)[1]
+
+
 def stop_gradient(x):
     """The value of ``x`` (any pytree), treated as a constant by every trace (``jax.lax.stop_gradient``)."""
     leaves, tdef = flatten(x)
-    return unflatten(tdef, [strip(l) for l in leaves])
+    return unflatten(tdef, [strip(leaf) for leaf in leaves])
 
 
 @contextlib.contextmanager
 def no_grad():
     """Within this block nothing is recorded; operations on traced values give plain NumPy values."""
-    old = STATE.enabled
-    STATE.enabled = False
+    old = recording.enabled
+    recording.enabled = False
     try:
         yield
     finally:
-        STATE.enabled = old
+        recording.enabled = old
 
 
 def name(x, label: str):
@@ -270,19 +365,33 @@ def name(x, label: str):
 
 
 def primitive(fun: Callable, name: str | None = None) -> Primitive:
-    """Wrap a function of plain NumPy values as a primitive; give it rules with :func:`defvjp`."""
-    return _engine.primitive(fun, name)
+    """Wrap a function of plain NumPy values as a primitive; give it rules with :func:`defvjp`/:func:`defjvp`."""
+    return fun if isinstance(fun, Primitive) else Primitive(fun, name)
+
+
+def _primitive_for(fun) -> Primitive:
+    """The primitive for ``fun``: itself, the one registered for a NumPy/funcnet function, or a new one."""
+    if isinstance(fun, Primitive):
+        return fun
+    prim = _rules.FUNCTIONS.get(fun)
+    if isinstance(prim, Primitive):
+        return prim
+    prim = Primitive(getattr(fun, "__wrapped__", fun))
+    _rules.FUNCTIONS[fun] = prim
+    NUMPY_FUNCTIONS.pop(fun, None)              # the new rule replaces a composite of other primitives
+    return prim
 
 
 def defvjp(prim, *rules, broadcasts: bool = False) -> Primitive:
-    """Register derivative rules for a primitive: one ``rule(g, ans, *args, **kwargs)`` per positional argument.
+    """Register reverse-mode rules: one ``rule(g, ans, *args, **kwargs)`` per positional argument.
 
-    Each rule returns the cotangent of its argument given the output cotangent ``g``
-    and the output ``ans``; ``None`` marks an argument as non-differentiable. Write
-    rules with operators and ``funcnet.tracer.numpy`` functions so that higher-order
-    derivatives work. ``prim`` may be a primitive from :func:`primitive` or a plain
-    NumPy function such as ``np.cumsum``; in the latter case NumPy calls on traced
-    values (``np.cumsum(x)``) dispatch to the new primitive. Returns the primitive.
+    Each rule returns the cotangent of its argument given the output cotangent ``g`` and the output
+    ``ans``; ``None`` marks an argument as non-differentiable. Write rules with operators and
+    ``funcnet.tracer.numpy`` functions so that higher-order derivatives work. ``prim`` may be a
+    primitive from :func:`primitive`, a NumPy function such as ``np.cumsum`` (NumPy calls on traced
+    values then dispatch to the new primitive), or a function decorated with
+    :func:`funcnet.tracer.overridable` (called on traced values, it becomes one node with this rule).
+    Returns the primitive.
 
     Examples:
       >>> import numpy as np
@@ -291,11 +400,23 @@ def defvjp(prim, *rules, broadcasts: bool = False) -> Primitive:
       >>> tracer.grad(lambda x: np.cumsum(x)[1])(np.array([1.0, 2.0, 3.0]))
       array([1., 1., 0.])
     """
-    fun = prim.fun if isinstance(prim, Primitive) else prim
-    p = _rules.defvjp(prim, *rules, broadcasts=broadcasts)
-    if not isinstance(prim, Primitive):
-        if isinstance(fun, np.ufunc):
-            _rules.UFUNCS[fun] = p
-        else:
-            _namespace.USER_FUNCTIONS[fun] = lambda *a, **k: p(*a, **k)
-    return p
+    p = _primitive_for(prim)
+    return _rules.define(p, vjp=rules, jvp=p.jvps or None, broadcasts=broadcasts, reads=p.reads)
+
+
+def defjvp(prim, *rules, broadcasts: bool = False) -> Primitive:
+    """Register forward-mode rules: one ``rule(t, ans, *args, **kwargs)`` per positional argument.
+
+    Each rule returns the output's tangent caused by the tangent ``t`` of its argument (the tangents
+    of several arguments are added). ``prim`` as in :func:`defvjp`.
+
+    Examples:
+      >>> import numpy as np
+      >>> from funcnet import tracer
+      >>> cube = tracer.primitive(lambda x: x ** 3, "cube")
+      >>> _ = tracer.defjvp(cube, lambda t, ans, x: 3.0 * x * x * t)
+      >>> tracer.jvp(cube, (2.0,), (1.0,))[1]
+      np.float64(12.0)
+    """
+    p = _primitive_for(prim)
+    return _rules.define(p, vjp=p.vjps or None, jvp=rules, broadcasts=broadcasts, reads=p.reads)

@@ -1,37 +1,60 @@
-"""Seeing the machinery: ``trace(f, *args)`` records a graph and its backward pass, step by step."""
+"""Seeing the machinery: ``trace(f, *args)`` records a graph and its backward pass, step by step.
+
+The backward pass is the core's own walk (:func:`~funcnet.tracer._core.backward`), narrated by an
+observer; with ``tangents=`` the forward pass of tangents (forward mode) is narrated as well, by
+running the core's forward trace with an observer.
+"""
 
 from __future__ import annotations
 
+import html
 import inspect
+import shutil
+import subprocess
 from typing import Any, Callable
 
 import numpy as np
 
-from funcnet.tracer._api import _Forward, _one
-from funcnet.tracer._core import Box, backward, strip, toposort
+from funcnet.tracer._api import _Forward, _jvp, _one
+from funcnet.tracer._core import backward, strip, vjp_of
 from funcnet.tracer._tree import flatten, leaf_paths
 
 __all__ = ["Graph", "Node", "trace"]
 
 
 def _fmt(v) -> str:
+    """A short text for a value; inf and NaN are shown as values."""
     a = np.asarray(strip(v))
     if a.ndim == 0:
-        x = float(a)
-        return f"{x:.6g}" if x != int(x) or abs(x) >= 1e15 else f"{int(x)}"
+        x = a.item()
+        if isinstance(x, float) and np.isfinite(x) and x == int(x) and abs(x) < 1e15:
+            return f"{int(x)}"
+        return f"{x:.6g}" if isinstance(x, float) else str(x)
     if a.size <= 6:
         return np.array2string(a, precision=4, separator=", ", suppress_small=True).replace("\n", "")
-    return f"array{a.shape} mean={a.mean():.4g}"
+    return f"array{a.shape} mean={np.mean(a):.4g}"
+
+
+def _toposort(root) -> list:
+    """The boxes of ``root``'s trace that it depends on, parents before children (by creation order)."""
+    seen, stack = {}, [root]
+    while stack:
+        node = stack.pop()
+        if node.seq not in seen:
+            seen[node.seq] = node
+            stack.extend(p for p in node.parents if p is not None)
+    return [seen[s] for s in sorted(seen)]
 
 
 class Node:
     """One value in a recorded graph: its name, operation, inputs, value and gradient."""
 
-    __slots__ = ("name", "op", "inputs", "value", "grad", "local", "_replay")
+    __slots__ = ("name", "op", "inputs", "value", "grad", "tangent", "local", "_replay")
 
     def __init__(self, name, op, inputs, value):
         self.name, self.op, self.inputs, self.value = name, op, inputs, value
         self.grad = None
+        self.tangent = None       # with trace(..., tangents=...): the forward-mode tangent
         self.local: dict[int, Any] = {}  # argnum -> local derivative (VJP of a ones cotangent)
         # for Graph.replay: (plain function, plain arguments, kwargs, {argnum: index of the parent node})
         self._replay: tuple | None = None
@@ -47,10 +70,11 @@ class Graph:
     backward sums step by step; ``to_dot()`` returns Graphviz source.
     """
 
-    def __init__(self, nodes, output, steps):
+    def __init__(self, nodes, output, steps, forward: bool = False):
         self.nodes: list[Node] = nodes
         self.output: Node = output
         self.steps: list[str] = steps
+        self.forward = forward        # whether the nodes carry forward-mode tangents
 
     def __getitem__(self, name: str) -> Node:
         for n in self.nodes:
@@ -125,6 +149,11 @@ class Graph:
         for n in self.nodes:
             if n.op == "input":
                 lines.append(f"  d{L}/d{n.name} = {_fmt(n.grad) if n.grad is not None else '0 (unused)'}")
+        if self.forward:
+            lines.append("Forward mode (tangents: each value's derivative along the input direction, "
+                         "pushed forward with the values):")
+            for n in self.nodes:
+                lines.append(f"  {n.name} = {_fmt(n.value)}, tangent {_fmt(n.tangent)}")
         return "\n".join(lines)
 
     def explain(self) -> None:
@@ -151,13 +180,27 @@ class Graph:
     def __repr__(self):
         return f"Graph({len(self.nodes)} nodes, output {self.output.name} = {_fmt(self.output.value)})"
 
+    def _repr_svg_(self):
+        """Notebook display: the graph drawn by Graphviz, when its ``dot`` program is installed."""
+        dot = shutil.which("dot")
+        if dot is None:
+            return None                 # Jupyter then falls back to _repr_html_
+        done = subprocess.run([dot, "-Tsvg"], input=self.to_dot(), capture_output=True, text=True, timeout=30)
+        return done.stdout if done.returncode == 0 else None
 
-def trace(f: Callable, *args, argnums=None) -> Graph:
+    def _repr_html_(self):
+        """Notebook display without Graphviz: the explanation as preformatted text."""
+        return f"<pre>{html.escape(self.text())}</pre>"
+
+
+def trace(f: Callable, *args, argnums=None, tangents=None) -> Graph:
     """Run ``f(*args)`` with recording on and return the graph with values and gradients.
 
-    Inputs are named after ``f``'s parameters (``w[0]['b']`` for pytree leaves);
-    intermediate values are ``v1, v2, ...`` unless labelled with
-    :func:`funcnet.tracer.name`. The output must be a scalar.
+    Inputs are named after ``f``'s parameters (``w[0]['b']`` for pytree leaves); intermediate values
+    are ``v1, v2, ...`` unless labelled with :func:`funcnet.tracer.name`. The output must be a scalar.
+    With ``tangents`` (one per argument in ``argnums``, like :func:`funcnet.tracer.jvp`'s), the
+    forward pass is also run in forward mode and every node gets its ``tangent``: the lectures'
+    forward-mode table, printed by ``explain()`` after the backward pass.
 
     Example (the lectures' gate graph):
       >>> from funcnet import tracer
@@ -167,10 +210,13 @@ def trace(f: Callable, *args, argnums=None) -> Graph:
       >>> g = tracer.trace(f, -2.0, 5.0, -4.0)
       >>> [(n.name, float(n.grad)) for n in g.nodes]
       [('x', -4.0), ('y', -4.0), ('z', 3.0), ('q', -4.0), ('L', 1.0)]
+      >>> g = tracer.trace(f, -2.0, 5.0, -4.0, tangents=(1.0, 0.0, 0.0))
+      >>> [(n.name, float(n.tangent)) for n in g.nodes]
+      [('x', 1.0), ('y', 0.0), ('z', 0.0), ('q', 1.0), ('L', -4.0)]
     """
     if argnums is None:
         argnums = tuple(i for i, a in enumerate(args)
-                        if all(np.issubdtype(np.result_type(strip(l)), np.inexact) for l in flatten(a)[0]))
+                        if all(np.issubdtype(np.result_type(strip(leaf)), np.inexact) for leaf in flatten(a)[0]))
     try:
         params = list(inspect.signature(f).parameters)
     except (TypeError, ValueError):
@@ -181,75 +227,110 @@ def trace(f: Callable, *args, argnums=None) -> Graph:
         raise ValueError("trace: the output does not depend on the traced inputs")
     if np.shape(strip(out)) != ():
         raise TypeError(f"trace: the output must be a scalar, got shape {np.shape(strip(out))}")
-
-    names: dict[int, str] = {}
-    for a, boxes in zip(argnums, fw.inputs):
-        base = params[a] if a < len(params) else f"arg{a}"
-        paths = leaf_paths(args[a], base)
-        for b, p in zip(boxes, paths):
-            names[b.seq] = getattr(b, "label", None) or p
-    order = toposort([out])[::-1]  # inputs first
-    nodes: dict[int, Node] = {}
-    counter = 0
-    for b in [b for boxes in fw.inputs for b in boxes]:
-        nodes[b.seq] = Node(names[b.seq], "input", [], b.value)
-    for b in order:
-        if b.prim is None:
-            continue
-        counter += 1
-        label = getattr(b, "label", None) or (f"v{counter}" if b is not out else "out")
-        names[b.seq] = label
-        inputs = []
-        parents = dict(b.parents)
-        for i, r in enumerate(b.raw):
-            inputs.append(names.get(parents[i].seq, "?") if i in parents else _fmt(r))
-        node = Node(label, b.prim.name, inputs, b.value)
-        node._replay = (b.prim.fun, tuple(strip(r) for r in b.raw), dict(b.kwargs or {}),
-                        {i: p.seq for i, p in b.parents})  # parent seqs, made indices below
-        ones = np.ones_like(np.asarray(strip(b.value)))
-        kw = b.kwargs or {}
-        for i, parent in b.parents:
-            try:
-                rule = b.prim.vjps[i] if b.prim.vjps is not None else None
-                d = rule(ones, b.value, *b.raw, **kw) if rule else b.prim.argnum_vjp(i, ones, b.value, *b.raw, **kw)
-                node.local[i] = np.asarray(strip(d))
-            except Exception:  # a rule that cannot take a ones cotangent: show nothing
-                pass
-        nodes[b.seq] = node
-
-    L = names[out.seq]
-    steps: list[str] = []
-    fanout: dict[int, int] = {}
-    for b in order:
-        for _, p in b.parents:
-            fanout[p.seq] = fanout.get(p.seq, 0) + 1
-
-    def record(event, node, *info):
-        if event == "node":
-            nodes[node.seq].grad = info[0]
-            if node is out:
-                steps.append(f"d{L}/d{L} = 1")
-            return
-        parent, i, c, prev = info
-        child, pname = names[node.seq], names[parent.seq]
-        local = nodes[node.seq].local.get(i)
-        via = f"d{L}/d{child} · d{child}/d{pname}"
-        if local is not None and np.ndim(local) == 0 and np.ndim(strip(c)) == 0:
-            via += f" = {_fmt(nodes[node.seq].grad)} · {_fmt(local)}"
-        if prev is None:
-            steps.append(f"d{L}/d{pname} = {via} = {_fmt(c)}")
-        else:
-            steps.append(
-                f"d{L}/d{pname} accumulates (fan-out: {pname} is used {fanout[parent.seq]} times): "
-                f"{_fmt(prev)} + {via} = {_fmt(prev + c)}"
-            )
-
-    backward([out], [_one(out.value)], record=record)
+    order = _toposort(out)
+    names = _names(fw, args, argnums, params, order, out)
+    nodes = {b.seq: _node(b, names) for b in order}
+    for boxes in fw.inputs:                 # inputs the output does not depend on
+        for b in boxes:
+            nodes.setdefault(b.seq, Node(names[b.seq], "input", [], b.value))
+    narrator = _Narrator(nodes, names, order, out)
+    backward([out], [_one(out.value)], narrator)
     seq_order = [b.seq for boxes in fw.inputs for b in boxes] + [b.seq for b in order if b.prim is not None]
-    graph_nodes = [nodes[s] for s in seq_order]
     index = {s: k for k, s in enumerate(seq_order)}
-    for n in graph_nodes:
+    for b in order:
+        n = nodes[b.seq]
         if n._replay is not None:
             fun, raw, kw, parents = n._replay
             n._replay = (fun, raw, kw, {i: index[s] for i, s in parents.items()})
-    return Graph(graph_nodes, nodes[out.seq], steps)
+    graph = Graph([nodes[s] for s in seq_order], nodes[out.seq], narrator.steps, forward=tangents is not None)
+    if tangents is not None:
+        _push_tangents(graph, seq_order, f, args, argnums, tangents)
+    return graph
+
+
+def _names(fw, args, argnums, params, order, out) -> dict:
+    names: dict[int, str] = {}
+    for a, boxes in zip(argnums, fw.inputs):
+        paths = leaf_paths(args[a], params[a] if a < len(params) else f"arg{a}")
+        for b, p in zip(boxes, paths):
+            names[b.seq] = b.label or p
+    counter = 0
+    for b in order:
+        if b.prim is not None:
+            counter += 1
+            names[b.seq] = b.label or (f"v{counter}" if b is not out else "out")
+    return names
+
+
+def _node(b, names) -> Node:
+    """The display node of box ``b``, with its local derivatives (each rule's VJP of a ones cotangent)."""
+    if b.prim is None:
+        return Node(names[b.seq], "input", [], b.value)
+    inputs = [names[p.seq] if p is not None else _fmt(r) for p, r in zip(b.parents, b.raw)]
+    node = Node(names[b.seq], b.prim.name, inputs, b.value)
+    node._replay = (b.prim.fun, tuple(strip(r) for r in b.raw), dict(b.kwargs or {}),
+                    {i: p.seq for i, p in enumerate(b.parents) if p is not None})
+    ones = np.ones_like(np.asarray(strip(b.value)))
+    for i, parent in enumerate(b.parents):
+        if parent is not None:
+            node.local[i] = np.asarray(strip(vjp_of(b, i, ones)))
+    return node
+
+
+class _Narrator:
+    """The backward walk's observer that writes down each step (see ``_core.backward``)."""
+
+    def __init__(self, nodes, names, order, out):
+        self.nodes, self.names, self.out, self.steps = nodes, names, out, []
+        self.L = names[out.seq]
+        self.fanout: dict[int, int] = {}
+        for b in order:
+            for p in b.parents:
+                if p is not None:
+                    self.fanout[p.seq] = self.fanout.get(p.seq, 0) + 1
+
+    def visit(self, node, g):
+        self.nodes[node.seq].grad = g
+        if node is self.out:
+            self.steps.append(f"d{self.L}/d{self.L} = 1")
+
+    def edge(self, node, parent, i, c, prev):
+        L, child, pname = self.L, self.names[node.seq], self.names[parent.seq]
+        local = self.nodes[node.seq].local.get(i)
+        via = f"d{L}/d{child} · d{child}/d{pname}"
+        if local is not None and np.ndim(local) == 0 and np.ndim(strip(c)) == 0:
+            via += f" = {_fmt(self.nodes[node.seq].grad)} · {_fmt(local)}"
+        if prev is None:
+            self.steps.append(f"d{L}/d{pname} = {via} = {_fmt(c)}")
+        else:
+            self.steps.append(f"d{L}/d{pname} accumulates (fan-out: {pname} is used {self.fanout[parent.seq]} "
+                              f"times): {_fmt(prev)} + {via} = {_fmt(prev + c)}")
+
+    def done(self, node):
+        pass
+
+
+def _push_tangents(graph, seqs, f, args, argnums, tangents):
+    """Run ``f`` again in forward mode and give each node its tangent.
+
+    The program is the same, so the forward run makes its boxes in the same order: the box made
+    k-th after the first input is the node recorded k-th after it (``seqs``: the nodes' creation numbers).
+    """
+    made = {}
+
+    def observe(box, box_args):
+        made[box.seq] = box
+
+    def g(*xs):
+        full = list(args)
+        for a, x in zip(argnums, xs):
+            full[a] = x
+        return f(*full)
+
+    _, _, inputs = _jvp(g, tuple(args[a] for a in argnums), tuple(tangents), observe)
+    made.update((b.seq, b) for b in inputs)
+    base, fbase = seqs[0], inputs[0].seq
+    for node, s in zip(graph.nodes, seqs):
+        box = made[s - base + fbase]
+        t = box.tangent
+        node.tangent = np.zeros_like(np.asarray(strip(box.value))) if t is None else np.asarray(strip(t))

@@ -1,26 +1,54 @@
-"""The tracer's Array API namespace, and the operators and NumPy protocols of boxes.
+"""Traced arrays: :class:`ArrayBox` (the box with NumPy's operators and protocols) and the Array API namespace.
 
 ``box.__array_namespace__()`` returns :data:`namespace`, so code written as
-``xp = array_namespace(x); xp.exp(x)`` runs on boxes exactly as it runs on NumPy or
-JAX arrays. Functions here are either primitives of :mod:`._rules` (which have
-derivative rules) or compositions of them (``clip``, ``tensordot``, ``logsumexp``,
-``expand_dims``, ...), whose gradients therefore come for free. Functions whose
-outputs carry no gradient (comparisons, ``argmax``, ``zeros_like``, dtypes,
-constructors) work on the plain values.
+``xp = array_namespace(x); xp.exp(x)`` runs on boxes exactly as it runs on NumPy or JAX arrays.
+NumPy's own functions reach the rule table too: ``np.exp(box)`` through ``__array_ufunc__``,
+``np.sort(box)`` through ``__array_function__``, and funcnet functions marked ``overridable``
+(``funcnet.activations.log_softmax``) through ``__funcnet_function__``, each found by the function
+object in :data:`funcnet.tracer._rules.FUNCTIONS`.
+
+A traced value never leaves its trace silently: ``float(box)``, ``int``, ``bool``, ``np.asarray(box)``,
+``box.item()``, ``math.exp(box)``, ``ndarray[i] = box`` raise :class:`ConcretizationError`, and a NumPy
+function without a rule raises :class:`~funcnet.tracer._core.MissingRuleError`. Functions whose result
+carries no gradient in JAX either (comparisons, ``argmax``, ``floor``, ``isfinite``) run on plain values.
 """
 
 from __future__ import annotations
 
-import builtins
 import math
+import operator
 import types
 
 import numpy as np
 
-from funcnet.tracer import _core as _engine, _rules as R
-from funcnet.tracer._core import STATE, Box, Primitive, apply2, strip
+from funcnet.tracer import _rules as R
+from funcnet.tracer._core import Box, MissingRuleError, bind, strip
 
-__all__ = ["namespace", "asarray"]
+__all__ = ["ArrayBox", "ConcretizationError", "namespace", "asarray"]
+
+_NO_KWARGS: dict = {}
+
+
+class ConcretizationError(TypeError):
+    """A traced value was turned into a plain Python or NumPy value, which would lose its gradient."""
+
+
+def _live(x) -> bool:
+    """Whether any layer of boxes in ``x`` belongs to a trace that is still recording."""
+    while isinstance(x, Box):
+        if x.trace.live:
+            return True
+        x = x.value
+    return False
+
+
+def _concrete(self, what: str):
+    if _live(self):
+        raise ConcretizationError(
+            f"{what} on a traced value would lose its gradient: it returns a plain value (JAX raises here too). "
+            "Keep computing with the traced value (NumPy functions and operators work on it), or write "
+            "tracer.stop_gradient(x) to read its plain value on purpose.")
+    return strip(self)
 
 
 def _plain(x):
@@ -40,7 +68,11 @@ def _norm_axis(axis, ndim):
     return int(axis) % ndim if ndim else int(axis)
 
 
-# ------------------------------------------------------ composite functions
+def _shape_args(shape):
+    return shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
+# ------------------------------------------------------ the namespace: composite functions
 
 def asarray(x, dtype=None, copy=None):
     """Boxes pass through (cast when ``dtype`` differs); anything else becomes a NumPy array."""
@@ -179,6 +211,21 @@ def logsumexp(x, axis=None, keepdims=False):
     return out if keepdims else squeeze(out, axis=axis) if axis is not None else reshape(out, ())
 
 
+def sort(x, axis=-1, descending=False, stable=True):
+    """Sorted along ``axis``; the gradient goes back to where each element came from."""
+    if axis is None:
+        x, axis = reshape(x, (-1,)), -1
+    out = R.sort(x, axis=int(axis))
+    if descending:
+        nd = len(_shape(out))
+        out = R.getitem(out, (slice(None),) * (int(axis) % nd) + (slice(None, None, -1),))
+    return out
+
+
+def take_along_axis(x, indices, axis=-1):
+    return R.take_along_axis(x, np.asarray(strip(indices)), int(axis))
+
+
 def _plain_fn(fun, name):
     def f(*args, **kwargs):
         return fun(*[strip(a) if not isinstance(a, (list, tuple)) else [strip(b) for b in a] for a in args],
@@ -187,33 +234,36 @@ def _plain_fn(fun, name):
     return f
 
 
+# results that carry no gradient (as in JAX): computed on the plain values
+PLAIN = ("zeros_like", "ones_like", "full_like", "empty_like", "isnan", "isinf", "isfinite", "argmax", "argmin",
+         "argsort", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and",
+         "logical_or", "logical_not", "any", "all", "floor", "ceil", "round", "trunc", "rint", "result_type",
+         "nonzero", "count_nonzero", "allclose", "isclose", "array_equal", "shape", "ndim", "size")
+ZERO_GRADIENT_UFUNCS = {np.floor, np.ceil, np.rint, np.trunc, np.less, np.less_equal, np.greater, np.greater_equal,
+                        np.equal, np.not_equal, np.isfinite, np.isnan, np.isinf, np.signbit, np.logical_and,
+                        np.logical_or, np.logical_not, np.logical_xor}
+
+
 def _make_namespace():
-    ns = types.SimpleNamespace()
-    ns.__name__ = "funcnet.tracer.numpy"
-    ns.__doc__ = "The Array API namespace of funcnet.tracer boxes."
+    ns = types.SimpleNamespace(__name__="funcnet.tracer.numpy", __doc__="The Array API namespace of traced values.")
     for name, p in R.PRIMITIVES.items():
-        if name in ("getitem", "scatter_add"):
-            continue
-        setattr(ns, name, p)
+        if name not in ("getitem", "scatter_add", "put_along_axis_add"):
+            setattr(ns, name, p)
     composite = dict(
         asarray=asarray, astype=astype, sum=sum, mean=mean, max=max, min=min, var=var, std=std,
         reshape=reshape, permute_dims=permute_dims, transpose=transpose, matrix_transpose=matrix_transpose,
         swapaxes=swapaxes, expand_dims=expand_dims, squeeze=squeeze, broadcast_to=broadcast_to,
         concat=concat, concatenate=concat, stack=stack, clip=clip, tensordot=tensordot, vecdot=vecdot,
         logsumexp=logsumexp, absolute=R.abs, pow=R.power, power=R.power, true_divide=R.divide,
-        positive=lambda x: x,
-        stop_gradient=strip,    # an extension of the standard: x held constant (see funcnet._boundary.constant)
+        positive=lambda x: x, sort=sort, take_along_axis=take_along_axis,
     )
     for k, v in composite.items():
         setattr(ns, k, v)
     for name in ("zeros", "ones", "full", "empty", "arange", "linspace", "eye"):
         setattr(ns, name, getattr(np, name))
-    for name in ("zeros_like", "ones_like", "full_like", "empty_like", "isnan", "isinf", "isfinite",
-                 "argmax", "argmin", "argsort", "sort", "equal", "not_equal", "less", "less_equal",
-                 "greater", "greater_equal", "logical_and", "logical_or", "logical_not", "any", "all",
-                 "floor", "ceil", "round", "result_type", "nonzero", "unique_values"):
-        fun = getattr(np, name, None) or getattr(np, name.replace("_values", ""))
-        setattr(ns, name, _plain_fn(fun, name))
+    for name in PLAIN:
+        setattr(ns, name, _plain_fn(getattr(np, name), name))
+    ns.unique_values = _plain_fn(np.unique, "unique_values")
     for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool",
                  "complex64", "complex128", "pi", "e", "inf", "nan", "newaxis", "finfo", "iinfo"):
         setattr(ns, name, getattr(np, name))
@@ -224,14 +274,17 @@ def _make_namespace():
 namespace = _make_namespace()
 
 
-# --------------------------------------------------- NumPy protocol tables
-
+# --------------------------------------------------- NumPy's functions on traced values
 def _np_reduction(fn):
     def f(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
         if out is not None:
-            raise TypeError("traced values are immutable: out= is not supported")
+            raise TypeError("numpy reductions with out= would modify a value in place; traced values are immutable")
         return fn(a, axis=axis, keepdims=keepdims)
     return f
+
+
+def _np_sort(a, axis=-1, kind=None, order=None, **kw):
+    return sort(a, axis=axis)
 
 
 NUMPY_FUNCTIONS = {
@@ -243,153 +296,137 @@ NUMPY_FUNCTIONS = {
     np.concatenate: lambda arrays, axis=0, **kw: concat(arrays, axis=axis),
     np.concat: lambda arrays, axis=0, **kw: concat(arrays, axis=axis),
     np.stack: lambda arrays, axis=0, **kw: stack(arrays, axis=axis),
-    np.where: lambda c, x, y: R.where(_plain(c), x, y), np.clip: lambda a, a_min=None, a_max=None, **kw:
-        clip(a, kw.get("min", a_min), kw.get("max", a_max)),
+    np.where: lambda c, x, y: R.where(_plain(c), x, y),
+    np.clip: lambda a, a_min=None, a_max=None, **kw: clip(a, kw.get("min", a_min), kw.get("max", a_max)),
     np.tensordot: tensordot, np.broadcast_to: lambda a, shape, **kw: broadcast_to(a, shape),
     np.var: lambda a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw:
         var(a, axis=axis, correction=ddof, keepdims=keepdims),
     np.std: lambda a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw:
         std(a, axis=axis, correction=ddof, keepdims=keepdims),
-    np.shape: lambda a: a.shape, np.ndim: lambda a: a.ndim, np.size: lambda a, axis=None: a.size,
-    np.result_type: lambda *a: np.result_type(*[strip(x) for x in a]),
+    np.sort: _np_sort, np.take_along_axis: lambda arr, indices, axis=-1: take_along_axis(arr, indices, axis),
+    np.array2string: _plain_fn(np.array2string, "array2string"), np.array_repr: _plain_fn(np.array_repr, "array_repr"),
+    np.array_str: _plain_fn(np.array_str, "array_str"),
 }
-for _name in ("zeros_like", "ones_like", "full_like", "empty_like", "isnan", "isinf", "isfinite", "argmax",
-              "argmin", "argsort", "sort", "any", "all", "round", "nonzero", "allclose", "isclose",
-              "array_equal", "array2string", "array_repr", "array_str", "copyto"):
-    if _name != "copyto":
-        NUMPY_FUNCTIONS[getattr(np, _name)] = getattr(namespace, _name, None) or _plain_fn(getattr(np, _name), _name)
+for _name in PLAIN:
+    NUMPY_FUNCTIONS.setdefault(getattr(np, _name), getattr(namespace, _name))
 
 
-def _unsupported(what: str) -> NotImplementedError:
-    return NotImplementedError(
+def _missing(what: str) -> MissingRuleError:
+    short = what.split(".")[-1]
+    return MissingRuleError(
         f"the tracer has no derivative rule for {what}. Use funcnet.tracer.numpy (the namespace of "
         "traced values), or register a rule, e.g.\n"
         "    from funcnet import tracer\n"
-        f"    {what.split('.')[-1].split(' ')[0]} = tracer.defvjp({what.split(' ')[0]}, "
-        "lambda g, ans, x, *rest, **kw: ...)   # cotangent of x\n"
-        "after which NumPy calls on traced values use the new rule."
-    )
+        f"    tracer.defvjp({what}, lambda g, ans, x, *rest, **kw: ...)   # cotangent of x\n"
+        f"after which {short}(...) on traced values uses the new rule.")
 
 
-def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
-    prim = R.UFUNCS.get(ufunc)
-    if prim is not None and method == "__call__" and not kwargs and STATE.depth and STATE.enabled:
-        return prim(*inputs)    # the common case: a differentiable ufunc called on traced values
-    if kwargs.get("out") is not None:
-        raise TypeError(
-            f"numpy.{ufunc.__name__}(..., out=...) would modify a traced value in place; traced values "
-            "are immutable. Compute a new value instead (y = x + 1, or tracer.numpy.where for updates)."
-        )
-    if method != "__call__":
-        raise _unsupported(f"numpy.{ufunc.__name__}.{method}")
-    if ufunc.types and all(t.endswith("?") for t in ufunc.types):  # comparisons, isfinite, ...
-        return ufunc(*[strip(a) for a in inputs], **kwargs)
-    if not (STATE.depth and STATE.enabled):  # a box outside any live trace is a constant
-        return ufunc(*[strip(a) for a in inputs], **kwargs)
-    if prim is None:
-        raise _unsupported(f"numpy.{ufunc.__name__}")
-    if kwargs:
-        raise NotImplementedError(f"numpy.{ufunc.__name__} on traced values does not take keyword arguments {sorted(kwargs)}")
-    return prim(*inputs)
+# --------------------------------------------------------------------------- the box
+class ArrayBox(Box):
+    """A traced array: the operators, attributes and NumPy protocols of ``np.ndarray``, recorded."""
 
+    __slots__ = ()
+    __array_priority__ = 100.0
 
-def _array_function(self, func, types_, args, kwargs):
-    impl = NUMPY_FUNCTIONS.get(func) or USER_FUNCTIONS.get(func)
-    if impl is None:
-        name = getattr(func, "__name__", repr(func))
-        raise _unsupported(f"numpy.{name}")
-    return impl(*args, **kwargs)
+    # arithmetic: each operator binds its primitive (reflected ones with the operands swapped)
+    def __add__(self, other): return bind(R.add, (self, other), _NO_KWARGS)
+    def __radd__(self, other): return bind(R.add, (other, self), _NO_KWARGS)
+    def __sub__(self, other): return bind(R.subtract, (self, other), _NO_KWARGS)
+    def __rsub__(self, other): return bind(R.subtract, (other, self), _NO_KWARGS)
+    def __mul__(self, other): return bind(R.multiply, (self, other), _NO_KWARGS)
+    def __rmul__(self, other): return bind(R.multiply, (other, self), _NO_KWARGS)
+    def __truediv__(self, other): return bind(R.divide, (self, other), _NO_KWARGS)
+    def __rtruediv__(self, other): return bind(R.divide, (other, self), _NO_KWARGS)
+    def __pow__(self, other): return bind(R.power, (self, other), _NO_KWARGS)
+    def __rpow__(self, other): return bind(R.power, (other, self), _NO_KWARGS)
+    def __matmul__(self, other): return bind(R.matmul, (self, other), _NO_KWARGS)
+    def __rmatmul__(self, other): return bind(R.matmul, (other, self), _NO_KWARGS)
+    def __neg__(self): return bind(R.negative, (self,), _NO_KWARGS)
+    def __pos__(self): return self
+    def __abs__(self): return bind(R.abs, (self,), _NO_KWARGS)
+    def __getitem__(self, idx): return R.getitem(self, strip(idx) if isinstance(idx, Box) else idx)
 
+    # comparisons carry no gradient: plain boolean arrays (so ``if x > 0:`` works, as in NumPy)
+    def __lt__(self, other): return strip(self) < strip(other)
+    def __le__(self, other): return strip(self) <= strip(other)
+    def __gt__(self, other): return strip(self) > strip(other)
+    def __ge__(self, other): return strip(self) >= strip(other)
+    def __eq__(self, other): return strip(self) == strip(other)
+    def __ne__(self, other): return strip(self) != strip(other)
+    __hash__ = None
 
-USER_FUNCTIONS: dict = {}  # filled by funcnet.tracer.defvjp for NumPy functions
+    # leaving the trace is an error (no silent zero gradient)
+    def __float__(self): return float(_concrete(self, "float()"))
+    def __int__(self): return int(_concrete(self, "int()"))
+    def __complex__(self): return complex(_concrete(self, "complex()"))
+    def __bool__(self): return bool(_concrete(self, "bool() (an if/while on a traced value)"))
+    def __index__(self): return operator.index(_concrete(self, "operator.index() (use as an index)"))
+    def item(self, *args): return _concrete(self, "x.item()").item(*args)
+    def tolist(self): return np.asarray(_concrete(self, "x.tolist()")).tolist()
 
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(_concrete(self, "np.asarray()/np.array() (conversion to a NumPy array)"), dtype=dtype)
 
-def _immutable(self, *args):
-    raise TypeError(
-        "traced values are immutable (in-place assignment would hide the change from the gradient); "
-        "build a new value instead, e.g. with tracer.numpy.where(mask, new, x) or tracer.numpy.concat"
-    )
+    def __setitem__(self, idx, value):
+        raise TypeError("traced values are immutable (in-place assignment would hide the change from the "
+                        "gradient); build a new value instead, e.g. with tracer.numpy.where(mask, new, x)")
 
+    __delitem__ = __setitem__
 
-def _to_array(self, dtype=None, copy=None):
-    raise TypeError(
-        "cannot convert a traced value to a NumPy array: the result would lose its gradient. "
-        "Use NumPy functions directly on it (they dispatch to the tracer), the namespace "
-        "x.__array_namespace__(), or tracer.stop_gradient(x) for its plain value."
-    )
+    def __len__(self): return len(strip(self))
 
+    def __iter__(self):
+        n = _shape(self)
+        if not n:
+            raise TypeError("iteration over a 0-d traced value")
+        return (R.getitem(self, i) for i in range(n[0]))
 
-def _repr(self):
-    v = strip(self)
-    return f"Box({np.array2string(np.asarray(v), precision=6, threshold=8)}, trace={self.trace}" + (
-        f", op={self.prim.name})" if self.prim is not None else ")")
+    def __repr__(self):
+        return (f"ArrayBox({np.array2string(np.asarray(strip(self)), precision=6, threshold=8)}, "
+                f"level={self.trace.level}" + (f", op={self.prim.name})" if self.prim is not None else ")"))
 
+    # attributes
+    @property
+    def shape(self):
+        v = self.value
+        return v.shape if type(v) is np.ndarray else np.shape(strip(v))
 
-def _binop(prim, reverse=False):
-    if reverse:
-        return lambda self, other: apply2(prim, other, self)
-    return lambda self, other: apply2(prim, self, other)
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: int(np.size(strip(self))))
+    dtype = property(lambda self: np.result_type(strip(self)))
+    T = property(lambda self: transpose(self))
+    mT = property(lambda self: matrix_transpose(self))
 
+    def astype(self, dtype, copy=True): return R.astype(self, dtype)
+    def reshape(self, *shape): return reshape(self, _shape_args(shape))
+    def transpose(self, *axes): return transpose(self, _shape_args(axes) or None)
+    def sum(self, axis=None, keepdims=False): return sum(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return mean(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return max(self, axis=axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False): return min(self, axis=axis, keepdims=keepdims)
 
-def _value_shape(self):
-    v = self.value
-    if type(v) is np.ndarray:
-        return v.shape
-    v = strip(v)
-    return v.shape if type(v) is np.ndarray else np.shape(v)
+    # protocols: NumPy's functions, funcnet's overridable functions, the Array API
+    def __array_namespace__(self, api_version=None): return namespace
 
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        prim = R.FUNCTIONS.get(ufunc)
+        if prim is not None and method == "__call__" and not kwargs:
+            return prim(*inputs)         # the common case: a differentiable ufunc
+        if kwargs.get("out") is not None:
+            raise TypeError(f"numpy.{ufunc.__name__}(..., out=...) would modify a traced value in place; traced "
+                            "values are immutable. Compute a new value instead (y = x + 1).")
+        if method == "__call__" and (ufunc in ZERO_GRADIENT_UFUNCS or all(t.endswith("?") for t in ufunc.types)
+                                     or not any(_live(a) for a in inputs)):
+            return ufunc(*[strip(a) for a in inputs], **kwargs)   # no gradient, as in JAX (or no live trace)
+        raise _missing(f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}"))
 
-def _cmp(op):
-    return lambda self, other: op(strip(self), strip(other))
+    def __array_function__(self, func, types_, args, kwargs):
+        impl = NUMPY_FUNCTIONS.get(func) or R.FUNCTIONS.get(func)
+        if impl is None:
+            raise _missing(f"numpy.{getattr(func, '__name__', repr(func))}")
+        return impl(*args, **kwargs)
 
+    def __funcnet_function__(self, func, args, kwargs):
+        impl = R.FUNCTIONS.get(func)
+        return impl(*args, **kwargs) if impl is not None else func.__wrapped__(*args, **kwargs)
 
-def _iter(self):
-    n = _shape(self)
-    if not n:
-        raise TypeError("iteration over a 0-d traced value")
-    return (R.getitem(self, i) for i in range(n[0]))
-
-
-def _method_reduction(fn):
-    return lambda self, axis=None, keepdims=False: fn(self, axis=axis, keepdims=keepdims)
-
-
-_METHODS = dict(
-    __add__=_binop(R.add), __radd__=_binop(R.add, True),
-    __sub__=_binop(R.subtract), __rsub__=_binop(R.subtract, True),
-    __mul__=_binop(R.multiply), __rmul__=_binop(R.multiply, True),
-    __truediv__=_binop(R.divide), __rtruediv__=_binop(R.divide, True),
-    __pow__=_binop(R.power), __rpow__=_binop(R.power, True),
-    __matmul__=_binop(R.matmul), __rmatmul__=_binop(R.matmul, True),
-    __neg__=lambda self: R.negative(self), __pos__=lambda self: self, __abs__=lambda self: R.abs(self),
-    __getitem__=lambda self, idx: R.getitem(self, strip(idx) if isinstance(idx, Box) else idx),
-    __setitem__=_immutable, __delitem__=_immutable,
-    __lt__=_cmp(lambda a, b: a < b), __le__=_cmp(lambda a, b: a <= b),
-    __gt__=_cmp(lambda a, b: a > b), __ge__=_cmp(lambda a, b: a >= b),
-    __eq__=_cmp(lambda a, b: a == b), __ne__=_cmp(lambda a, b: a != b),
-    __hash__=None,
-    __bool__=lambda self: bool(strip(self)), __float__=lambda self: float(strip(self)),
-    __int__=lambda self: int(strip(self)),
-    __len__=lambda self: len(strip(self)), __iter__=_iter,
-    __array__=_to_array, __array_ufunc__=_array_ufunc, __array_function__=_array_function,
-    __array_namespace__=lambda self, api_version=None: namespace,
-    __repr__=_repr,
-    shape=property(_value_shape),
-    ndim=property(lambda self: len(_value_shape(self))),
-    size=property(lambda self: int(np.size(strip(self)))),
-    dtype=property(lambda self: np.result_type(strip(self))),
-    T=property(lambda self: transpose(self)),
-    mT=property(lambda self: matrix_transpose(self)),
-    astype=lambda self, dtype, copy=True: R.astype(self, dtype),
-    reshape=lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape),
-    transpose=lambda self, *axes: transpose(self, (axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes) or None),
-    sum=_method_reduction(sum), mean=_method_reduction(mean),
-    max=_method_reduction(max), min=_method_reduction(min),
-)
-for _k, _v in _METHODS.items():
-    setattr(Box, _k, _v)
-del _k, _v
-
-# the in-place reuse of spent temporaries (see _engine.apply2) compares reference counts against the
-# ones a temporary has on this interpreter, measured once the operators exist
-_engine.calibrate_spent(R.negative)

@@ -1,110 +1,192 @@
-"""The derivative table: every primitive the tracer knows, with its vector-Jacobian product.
+"""The rule table: every primitive the tracer knows, with its VJP and JVP rules side by side.
 
-Each rule receives the incoming gradient ``g`` (the cotangent of the output), the
-output ``ans`` and the primitive's arguments, and returns the cotangent of one
-argument. Rules are written with operators and these same primitives, never with
-bare NumPy calls, so that they are themselves traced when a higher-order trace is
-active (``grad(grad(f))``); in a plain first-order ``grad`` nothing is recording
-during the backward pass and every call below is a direct NumPy call.
+Adding a primitive (for contributors)
+-------------------------------------
+One entry gives the NumPy function, the rules, and what the reverse rules read::
 
-Broadcasting is undone by the engine for primitives marked ``broadcasts=True``
-(see :mod:`._unbroadcast`), so the elementwise rules below ignore it.
+    exp = unary(np.exp, lambda ans, x: ans, reads="ans")        # d exp(x)/dx = exp(x) = ans
 
-Conventions at non-differentiable points follow ``jax.grad``:
+``unary``/``binary`` take the *local derivative* of an elementwise function and derive both rules:
+the VJP ``g * d`` and the JVP ``t * d`` (``binary`` also undoes broadcasting). Anything else uses
+:func:`define`, with one rule per positional argument::
 
-* ``abs'(0) = 1``; ``sign' = 0`` everywhere;
-* ``maximum``/``minimum`` at a tie give each argument half the gradient
-  (so ``clip`` at a bound gives 0.5, as ``jnp.clip``);
-* ``max``/``min`` reductions split the gradient equally among tied elements;
-* ``where(c, x, y)`` sends the gradient to the chosen branch only
-  (so ``relu`` written as ``where(z > 0, z, 0)`` has derivative 0 at 0);
-* ``x ** y`` with respect to ``y`` at ``x = 0`` is 0 (``log`` of a zero base is replaced by 0).
+    reshape = define(lambda x, shape: np.reshape(x, shape), "reshape",
+                     vjp=lambda g, ans, x, shape: reshape(g, _shape(x)),
+                     jvp=lambda t, ans, x, shape: reshape(t, shape), reads="shape")
+
+Conventions:
+
+* ``vjp(g, ans, *args, **kwargs)`` returns the cotangent of its argument (the output's cotangent
+  ``g`` pulled back); ``jvp(t, ans, *args, **kwargs)`` returns the output's tangent caused by the
+  tangent ``t`` of its argument. ``None`` marks an argument as not differentiable (integer indices,
+  labels); differentiating it raises :class:`~funcnet.tracer._core.MissingRuleError` naming the
+  primitive and argument. A variadic primitive gives one rule ``rule(i, g, ans, *args)`` wrapped in
+  :class:`EveryArgument`.
+* Rules are written with the primitives of this file and operators, never bare NumPy on their
+  inputs, so an outer trace records them (higher order). Masks of plain values (``x >= 0``) are fine.
+* ``broadcasts=True`` (elementwise n-ary primitives): the VJP's result is summed back to its
+  argument's shape by :func:`unbroadcast`, and the JVP's result is broadcast to the output's shape.
+* ``reads`` declares what the VJP rules read: ``"ans"`` (the output), ``"args"`` (argument values),
+  ``"shape"`` (only the arguments' shapes and dtypes). grad's memory policy (``_memory.py``) drops
+  whatever is not read. Undeclared means ``("ans", "args")``: safe, never wrong.
+* ``dispatch=`` lists the functions that become the primitive when called on traced values: NumPy
+  functions and ufuncs (``np.exp(box)``, through NumPy's protocols) and funcnet functions marked
+  ``overridable`` (``funcnet.activations.log_softmax``); :data:`FUNCTIONS` maps each to the primitive.
+* At kinks the rules follow ``jax.grad``: ``abs'(0) = 1``; ``sign' = 0``; ``maximum``/``minimum``
+  split a tie half and half (so ``clip`` at a bound gives 0.5); ``max``/``min`` reductions split
+  the gradient equally among ties; ``where`` sends it to the chosen branch only; ``x ** y`` with
+  respect to ``y`` at ``x = 0`` is 0.
 """
 
 from __future__ import annotations
 
+import functools
 import operator
+import sys
 
 import numpy as np
 
-from funcnet.tracer._core import Box, Primitive
+from funcnet import activations as _activations, losses as _losses
+from funcnet._boundary import constant as _constant
+from funcnet.tracer._core import Primitive, strip
 
-__all__ = ["defvjp", "defvjp_argnum", "PRIMITIVES", "UFUNCS"]
+__all__ = ["define", "unary", "binary", "EveryArgument", "unbroadcast", "PRIMITIVES", "FUNCTIONS"]
 
-PRIMITIVES: dict[str, Primitive] = {}
-UFUNCS: dict = {}  # NumPy ufunc -> primitive, for __array_ufunc__ dispatch
+PRIMITIVES: dict[str, Primitive] = {}   # name -> primitive (the tracer's array namespace is built from it)
+FUNCTIONS: dict = {}                    # NumPy function, ufunc or funcnet function -> primitive
 
 
-def defvjp(prim, *rules, broadcasts: bool = False) -> Primitive:
-    """Register one VJP rule per positional argument of ``prim`` (``None``: not differentiable).
+class EveryArgument:
+    """The rules of a variadic primitive: ``rule(i, ...)`` serves argument ``i``, for every ``i``."""
 
-    ``rule(g, ans, *args, **kwargs)`` returns the cotangent of its argument. ``prim``
-    may be a :class:`Primitive` or a plain function (it is wrapped); the primitive is returned.
+    def __init__(self, rule):
+        self.rule = rule
+
+    def __len__(self):
+        return sys.maxsize
+
+    def __getitem__(self, i):
+        return functools.partial(self.rule, i)
+
+
+def _as_rules(rules) -> tuple | EveryArgument:
+    if rules is None or isinstance(rules, EveryArgument):
+        return rules if rules is not None else ()
+    return tuple(rules) if isinstance(rules, (tuple, list)) else (rules,)
+
+
+def define(fun, name=None, *, vjp=None, jvp=None, reads=("ans", "args"), broadcasts=False, dispatch=()) -> Primitive:
+    """Make ``fun`` a primitive (or give an existing one its rules) and enter it in the table."""
+    prim = fun if isinstance(fun, Primitive) else Primitive(fun, name)
+    vjps, jvps = _as_rules(vjp), _as_rules(jvp)
+    if broadcasts:
+        vjps = tuple(None if r is None else _unbroadcasting(r, i) for i, r in enumerate(vjps))
+        jvps = tuple(None if r is None else _broadcasting(r) for r in jvps)
+    if vjp is not None:
+        prim.vjps = vjps
+    if jvp is not None:
+        prim.jvps = jvps
+    prim.reads = frozenset((reads,) if isinstance(reads, str) else reads)
+    PRIMITIVES.setdefault(prim.name, prim)
+    for f in (dispatch if isinstance(dispatch, (tuple, list)) else (dispatch,)):
+        FUNCTIONS[f] = prim
+    return prim
+
+
+def unary(uf, deriv, reads, name=None, fun=None) -> Primitive:
+    """An elementwise function with local derivative ``deriv(ans, x)``: VJP ``g·d``, JVP ``t·d``."""
+    return define(fun or uf, name or uf.__name__, dispatch=uf, reads=reads,
+                  vjp=lambda g, ans, x: g * deriv(ans, x), jvp=lambda t, ans, x: t * deriv(ans, x))
+
+
+def binary(uf, dx, dy, reads="args", name=None, fun=None) -> Primitive:
+    """A broadcasting elementwise function with local derivatives ``dx(ans, x, y)``, ``dy(ans, x, y)``."""
+    return define(fun or uf, name or uf.__name__, dispatch=uf, reads=reads, broadcasts=True,
+                  vjp=(lambda g, ans, x, y: g * dx(ans, x, y), lambda g, ans, x, y: g * dy(ans, x, y)),
+                  jvp=(lambda t, ans, x, y: t * dx(ans, x, y), lambda t, ans, x, y: t * dy(ans, x, y)))
+
+
+def _shape(x):
+    return getattr(x, "shape", ())
+
+
+def unbroadcast(g, like):
+    """Sum ``g`` over the axes that broadcasting added to ``like``: the one place this is undone.
+
+    NumPy broadcasting prepends new leading axes and stretches size-1 axes. ``g`` of shape
+    ``(4, 3, 5)`` against ``like`` of shape ``(3, 1)`` is summed over axis 0 (new) and axis 2
+    (stretched), giving ``(3, 1)``. Written with primitives, so higher orders see it.
     """
-    if not isinstance(prim, Primitive):
-        prim = Primitive(prim)
-    prim.vjps = tuple(rules)
-    prim.broadcasts = broadcasts
-    return prim
+    shape, gshape = _shape(like), _shape(g)
+    if gshape == shape:
+        return g
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1)
+    if type(g) is np.ndarray:                   # plain values (grad's backward pass): no dispatch
+        g = np.add.reduce(g, axis=axes) if axes else g
+        return g if g.shape == shape else g.reshape(shape)
+    g = sum(g, axis=axes) if axes else g
+    return g if _shape(g) == shape else reshape(g, shape)
 
 
-def defvjp_argnum(prim, rule, broadcasts: bool = False) -> Primitive:
-    """Register one rule ``rule(argnum, g, ans, *args, **kwargs)`` for every argument (variadic primitives)."""
-    if not isinstance(prim, Primitive):
-        prim = Primitive(prim)
-    prim.argnum_vjp = rule
-    prim.vjps = None
-    prim.broadcasts = broadcasts
-    return prim
+def _unbroadcasting(rule, i):
+    def vjp(g, ans, *args, **kwargs):
+        c = rule(g, ans, *args, **kwargs)
+        return c if getattr(c, "shape", ()) == getattr(args[i], "shape", ()) else unbroadcast(c, args[i])
+    return vjp
 
 
-def _prim(fun, name, ufunc=None):
-    p = Primitive(fun, name)
-    PRIMITIVES[name] = p
-    if ufunc is not None:
-        UFUNCS[ufunc] = p
-    return p
+def _broadcasting(rule):
+    def jvp(t, ans, *args, **kwargs):
+        out = rule(t, ans, *args, **kwargs)
+        return out if _shape(out) == _shape(ans) else broadcast_to(out, _shape(ans))
+    return jvp
 
 
-def _ufunc(uf, name=None, fun=None):
-    # ``fun``: the Python operator where one exists; it equals the ufunc on arrays and is
-    # much faster on NumPy scalars.
-    return _prim(fun or uf, name or uf.__name__, uf)
+# ------------------------------------------------------------------ helpers for the rules below
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axis = axis if isinstance(axis, tuple) else (axis,)
+    return tuple(a % ndim for a in axis) if ndim else ()
 
 
-# --------------------------------------------------------------- primitives
-negative = _ufunc(np.negative, fun=operator.neg)
-exp = _ufunc(np.exp)
-log = _ufunc(np.log)
-log1p = _ufunc(np.log1p)
-expm1 = _ufunc(np.expm1)
-sqrt = _ufunc(np.sqrt)
-sin = _ufunc(np.sin)
-cos = _ufunc(np.cos)
-tan = _ufunc(np.tan)
-sinh = _ufunc(np.sinh)
-cosh = _ufunc(np.cosh)
-tanh = _ufunc(np.tanh)
-arctan = _ufunc(np.arctan)
-abs = _ufunc(np.absolute, "abs")  # noqa: A001 - Array API name
-sign = _ufunc(np.sign)
-square = _ufunc(np.square)
+def _count(x, axis):
+    shape, n = _shape(x), 1
+    for a in _axes(axis, len(shape)):
+        n *= shape[a]
+    return n
 
-add = _ufunc(np.add, fun=operator.add)
-subtract = _ufunc(np.subtract, fun=operator.sub)
-add.into = lambda x, y: np.add(x, y, out=x)              # their rules read only the operands' shapes
-subtract.into = lambda x, y: np.subtract(x, y, out=x)
-multiply = _ufunc(np.multiply, fun=operator.mul)
-divide = _ufunc(np.divide, "divide", operator.truediv)
-power = _ufunc(np.power, "pow", operator.pow)
-maximum = _ufunc(np.maximum)
-minimum = _ufunc(np.minimum)
-matmul = _ufunc(np.matmul, fun=operator.matmul)
-where = _prim(np.where, "where")
+
+def _restore(g, x, axis, keepdims):
+    """A reduction's output (or its cotangent) reshaped so that it broadcasts against the input ``x``."""
+    if keepdims or axis is None:
+        return g
+    kept = list(_shape(x))
+    for a in _axes(axis, len(kept)):
+        kept[a] = 1
+    return reshape(g, tuple(kept))
+
+
+def _dtype(x):
+    x = strip(x)
+    return x.dtype if hasattr(x, "dtype") else np.result_type(x)
+
+
+def _half_if_tied(x, ans, other):
+    """Where ``x`` won a maximum/minimum: 1, or 0.5 on a tie with ``other``; 0 elsewhere (as JAX)."""
+    xv, av, ov = np.asarray(strip(x)), np.asarray(strip(ans)), np.asarray(strip(other))
+    return np.where(xv == av, np.where(ov == av, 0.5, 1.0), 0.0).astype(np.result_type(av))
+
+
+def _share(ans, x, axis, keepdims):
+    """The max/min reduction's weights: 1/k on each of the k elements equal to the result, else 0."""
+    hit = np.asarray(strip(x)) == np.asarray(strip(_restore(ans, x, axis, keepdims)))
+    return (hit / np.sum(hit, axis=axis, keepdims=True)).astype(_dtype(x))
+
 
 def _reduction(ufunc, generic):
-    # float arrays go straight to the ufunc's reduce (what np.sum/np.max call, minus their Python wrapper)
-    def fun(x, axis=None, keepdims=False):
+    def fun(x, axis=None, keepdims=False):      # float arrays go straight to ufunc.reduce (no wrapper)
         if type(x) is np.ndarray and x.dtype.kind == "f":
             return ufunc.reduce(x, axis=axis, keepdims=keepdims)
         return generic(x, axis=axis, keepdims=keepdims)
@@ -112,58 +194,31 @@ def _reduction(ufunc, generic):
 
 
 def _mean_fun(x, axis=None, keepdims=False):
-    if type(x) is np.ndarray and x.dtype.kind == "f" and x.dtype.itemsize >= 4:   # np.mean: float16 sums in float32
+    if type(x) is np.ndarray and x.dtype.kind == "f" and x.dtype.itemsize >= 4:
         return np.add.reduce(x, axis=axis, keepdims=keepdims) / _count(x, axis)
     return np.mean(x, axis=axis, keepdims=keepdims)
 
 
-sum = _prim(_reduction(np.add, np.sum), "sum")  # noqa: A001
-mean = _prim(_mean_fun, "mean")
-max = _prim(_reduction(np.maximum, np.max), "max")  # noqa: A001
-min = _prim(_reduction(np.minimum, np.min), "min")  # noqa: A001
+def _swap_last(x):
+    axes = list(range(len(_shape(x))))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return permute_dims(x, tuple(axes))
 
 
-def _minus_max(x, axis=-1):
-    """x minus its maximum along ``axis`` (kept), the stable shift of log-sum-exp; a new array."""
-    return x - np.maximum.reduce(x, axis=axis, keepdims=True)
-
-
-def _log_softmax_fun(x, axis=-1):
-    shifted = _minus_max(x, axis)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-
-
-# One node for z - log Σ exp(z) (funcnet.activations.log_softmax uses it on traced values): its rule is
-# the softmax cross-entropy delta of the lectures, g - softmax(z) Σ g, instead of six composed rules.
-log_softmax = _prim(_log_softmax_fun, "log_softmax")
-
-
-def _sce_rows(z, labels):
-    """Logits as rows ``(n, K)`` and their integer labels ``(n,)``."""
-    if z.ndim == 2 and type(labels) is np.ndarray:
-        return z, labels
-    return z.reshape(-1, z.shape[-1]), np.asarray(labels).reshape(-1)
-
-
-def _sce_fun(z, labels):
-    z2, lab = _sce_rows(z, labels)
-    n = z2.shape[0]
-    s = _minus_max(z2)
-    lse = np.log(np.add.reduce(np.exp(s), axis=-1))
-    return np.add.reduce(lse - s[np.arange(n), lab]) / n
-
-
-# Softmax cross-entropy with integer labels, -(1/n) Σ_i log softmax(z_i)[y_i], as one node (funcnet's
-# losses use it on traced logits): its rule is the lectures' delta (softmax(z) - onehot(y)) g / n.
-softmax_cross_entropy_with_integer_labels = _prim(_sce_fun, "softmax_cross_entropy_with_integer_labels")
-
-reshape = _prim(lambda x, shape: np.reshape(x, shape), "reshape")
-permute_dims = _prim(lambda x, axes: np.transpose(x, axes), "permute_dims")
-broadcast_to = _prim(lambda x, shape: np.broadcast_to(x, shape), "broadcast_to")
-getitem = _prim(operator.getitem, "getitem")
-concat = _prim(lambda *xs, axis=0: np.concatenate(xs, axis=axis), "concat")
-stack = _prim(lambda *xs, axis=0: np.stack(xs, axis=axis), "stack")
-astype = _prim(lambda x, dtype: np.asarray(x).astype(dtype), "astype")
+def _matmul_vjp(i, g, ans, x, y):
+    xs, ys = _shape(x), _shape(y)
+    if len(xs) == 2 and len(ys) == 2:           # the common case, without reshapes
+        if i == 0:
+            return g @ (y.T if type(y) is np.ndarray else _swap_last(y))
+        return (x.T if type(x) is np.ndarray else _swap_last(x)) @ g
+    x2 = reshape(x, (1,) + xs) if len(xs) == 1 else x   # promote 1-D operands as matmul does, then undo
+    y2 = reshape(y, ys + (1,)) if len(ys) == 1 else y
+    gs = _shape(g)
+    g2 = (reshape(g, (1, 1)) if len(xs) == 1 and len(ys) == 1 else reshape(g, gs[:-1] + (1,) + gs[-1:])
+          if len(xs) == 1 else reshape(g, gs + (1,)) if len(ys) == 1 else g)
+    if i == 0:
+        return reshape(unbroadcast(g2 @ _swap_last(y2), x2), xs)
+    return reshape(unbroadcast(_swap_last(x2) @ g2, y2), ys)
 
 
 def _is_basic_index(idx) -> bool:
@@ -180,198 +235,172 @@ def _scatter_add_fun(g, idx, shape):
     return out
 
 
-scatter_add = _prim(_scatter_add_fun, "scatter_add")  # the transpose of getitem
+def _along_axis_index(idx, axis):
+    """The full index tuple that ``take_along_axis(x, idx, axis)`` reads."""
+    grids = list(np.ogrid[tuple(slice(n) for n in idx.shape)])
+    grids[axis] = idx
+    return tuple(grids)
 
 
-# -------------------------------------------------------------- helpers
-
-def _shape(x):
-    return getattr(x, "shape", ())
-
-
-def _axes(axis, ndim):
-    if axis is None:
-        return tuple(range(ndim))
-    axis = axis if isinstance(axis, tuple) else (axis,)
-    return tuple(a % ndim for a in axis) if ndim else ()
+def _put_along_axis_add_fun(g, idx, axis, shape):
+    out = np.zeros(shape, dtype=np.result_type(g))
+    np.add.at(out, _along_axis_index(idx, axis % len(shape)), g)
+    return out
 
 
-def _restore(g, x, axis, keepdims):
-    """Reshape a reduction's output cotangent so it broadcasts against the input ``x``."""
-    shape = _shape(x)
-    if keepdims or axis is None:
-        return g
-    kept = list(shape)
-    for a in _axes(axis, len(shape)):
-        kept[a] = 1
-    return reshape(g, tuple(kept))
-
-
-def _count(x, axis):
-    shape = _shape(x)
-    n = 1
-    for a in _axes(axis, len(shape)):
-        n *= shape[a]
-    return n
-
-
-def _half_if_tied(x, ans, other):
-    """Where ``x`` won a maximum/minimum: 1, or 0.5 on a tie with ``other``; 0 elsewhere (as JAX)."""
-    xv, av, ov = np.asarray(_strip(x)), np.asarray(_strip(ans)), np.asarray(_strip(other))
-    return np.where(xv == av, np.where(ov == av, 0.5, 1.0), 0.0).astype(np.result_type(av))
-
-
-def _strip(x):
-    from funcnet.tracer._core import strip
-    return strip(x)
-
-
-def _swap_last(x):
-    n = len(_shape(x))
-    axes = list(range(n))
-    axes[-1], axes[-2] = axes[-2], axes[-1]
-    return permute_dims(x, tuple(axes))
-
-
-def _unbroadcast(g, like):
-    from funcnet.tracer._unbroadcast import unbroadcast
-    return unbroadcast(g, like)
-
-
-def _matmul_vjp(argnum, g, ans, x, y):
-    xs, ys = _shape(x), _shape(y)
-    if len(xs) == 2 and len(ys) == 2:           # the common case, without reshapes
-        if argnum == 0:
-            return g @ (y.T if type(y) is np.ndarray else _swap_last(y))
-        return (x.T if type(x) is np.ndarray else _swap_last(x)) @ g
-    # promote 1-D operands to matrices as matmul does, then undo
-    x2 = reshape(x, (1,) + xs) if len(xs) == 1 else x
-    y2 = reshape(y, ys + (1,)) if len(ys) == 1 else y
-    gs = _shape(g)
-    if len(xs) == 1 and len(ys) == 1:
-        g2 = reshape(g, (1, 1))
-    elif len(xs) == 1:
-        g2 = reshape(g, gs[:-1] + (1,) + gs[-1:])
-    elif len(ys) == 1:
-        g2 = reshape(g, gs + (1,))
-    else:
-        g2 = g
-    if argnum == 0:
-        return reshape(_unbroadcast(g2 @ _swap_last(y2), x2), xs)
-    return reshape(_unbroadcast(_swap_last(x2) @ g2, y2), ys)
-
-
-def _concat_vjp(argnum, g, ans, *xs, axis=0):
-    nd = len(_shape(g))
-    ax = axis % nd
-    start = 0
-    for x in xs[:argnum]:
-        start += _shape(x)[ax]
-    idx = (slice(None),) * ax + (slice(start, start + _shape(xs[argnum])[ax]),)
-    return getitem(g, idx)
-
-
-def _stack_vjp(argnum, g, ans, *xs, axis=0):
+def _concat_vjp(i, g, ans, *xs, axis=0):
     ax = axis % len(_shape(g))
-    return getitem(g, (slice(None),) * ax + (argnum,))
+    start = int(np.sum([_shape(x)[ax] for x in xs[:i]], dtype=int))
+    return getitem(g, (slice(None),) * ax + (slice(start, start + _shape(xs[i])[ax]),))
 
 
-def _dtype(x):
-    d = getattr(x, "dtype", None)
-    return d if d is not None else np.result_type(x)
+def _zeros_like(x):
+    return np.zeros(_shape(x), dtype=_dtype(x))
 
 
-# ------------------------------------------------------------- the table
-defvjp(negative, lambda g, ans, x: -g)
-defvjp(exp, lambda g, ans, x: g * ans)
-defvjp(log, lambda g, ans, x: g / x)
-defvjp(log1p, lambda g, ans, x: g / (1.0 + x))
-defvjp(expm1, lambda g, ans, x: g * (ans + 1.0))
-defvjp(sqrt, lambda g, ans, x: g / (2.0 * ans))
-defvjp(sin, lambda g, ans, x: g * cos(x))
-defvjp(cos, lambda g, ans, x: -(g * sin(x)))
-defvjp(tan, lambda g, ans, x: g * (1.0 + ans * ans))
-defvjp(sinh, lambda g, ans, x: g * cosh(x))
-defvjp(cosh, lambda g, ans, x: g * sinh(x))
-# g·(1 − ans²): two passes over the temporary ans², which NumPy reuses in place (temporary elision)
-defvjp(tanh, lambda g, ans, x: g * (1.0 - ans * ans))
-defvjp(arctan, lambda g, ans, x: g / (1.0 + x * x))
-defvjp(abs, lambda g, ans, x: where(np.asarray(_strip(x)) >= 0, g, -g))
-defvjp(sign, lambda g, ans, x: g * 0.0)
-defvjp(square, lambda g, ans, x: g * (2.0 * x))
-
-defvjp(add, lambda g, ans, x, y: g, lambda g, ans, x, y: g, broadcasts=True)
-defvjp(subtract, lambda g, ans, x, y: g, lambda g, ans, x, y: -g, broadcasts=True)
-defvjp(multiply, lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x, broadcasts=True)
-defvjp(divide, lambda g, ans, x, y: g / y, lambda g, ans, x, y: -(g * ans) / y, broadcasts=True)
-defvjp(
-    power,
-    lambda g, ans, x, y: g * (y * x ** (y - 1)),
-    lambda g, ans, x, y: g * (log(where(np.asarray(_strip(x)) == 0, 1.0, x)) * ans),
-    broadcasts=True,
-)
-defvjp(maximum, lambda g, ans, x, y: g * _half_if_tied(x, ans, y),
-       lambda g, ans, x, y: g * _half_if_tied(y, ans, x), broadcasts=True)
-defvjp(minimum, lambda g, ans, x, y: g * _half_if_tied(x, ans, y),
-       lambda g, ans, x, y: g * _half_if_tied(y, ans, x), broadcasts=True)
-defvjp(where, None, lambda g, ans, c, x, y: where(c, g, 0.0),
-       lambda g, ans, c, x, y: where(c, 0.0, g), broadcasts=True)
-defvjp_argnum(matmul, _matmul_vjp)
-
-defvjp(sum, lambda g, ans, x, axis=None, keepdims=False: broadcast_to(_restore(g, x, axis, keepdims), _shape(x)))
-defvjp(mean, lambda g, ans, x, axis=None, keepdims=False:
-       broadcast_to(_restore(g, x, axis, keepdims), _shape(x)) / _count(x, axis))
+def _sort_fun(x, axis=-1):
+    return np.sort(x, axis=axis)
 
 
-def _chooser_vjp(g, ans, x, axis=None, keepdims=False):
-    # the gradient goes to the elements equal to the result, split equally among ties (as JAX)
-    hit = np.asarray(_strip(x)) == np.asarray(_strip(_restore(ans, x, axis, keepdims)))
-    share = hit / np.sum(hit, axis=axis, keepdims=True)
-    return _restore(g, x, axis, keepdims) * share.astype(_dtype(_strip(x)))
+def _minus_max(x, axis=-1):
+    return x - np.maximum.reduce(x, axis=axis, keepdims=True)
 
 
-defvjp(max, _chooser_vjp)
-defvjp(min, _chooser_vjp)
+def _log_softmax_fun(z, axis=-1):
+    shifted = _minus_max(z, axis)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
-defvjp(log_softmax, lambda g, ans, x, axis=-1: g - exp(ans) * sum(g, axis=axis, keepdims=True))
+
+def _sce_rows(z, labels):
+    if z.ndim == 2 and type(labels) is np.ndarray:
+        return z, labels
+    return z.reshape(-1, z.shape[-1]), np.asarray(labels).reshape(-1)
 
 
-def _sce_vjp(g, ans, z, labels):
-    if type(z) is np.ndarray and not isinstance(g, Box):
-        # first order (nothing records): softmax, minus 1 at each label, scaled, in one buffer
+def _sce_fun(z, labels):
+    z2, lab = _sce_rows(z, labels)
+    s = _minus_max(z2)
+    lse = np.log(np.add.reduce(np.exp(s), axis=-1))
+    return np.add.reduce(lse - s[np.arange(z2.shape[0]), lab]) / z2.shape[0]
+
+
+def _sce_delta(z, labels):
+    """(softmax(z) - onehot(labels)) / n, the lectures' delta: fused on plain values, else in primitives."""
+    if type(z) is np.ndarray:
         z2, lab = _sce_rows(z, labels)
-        n = z2.shape[0]
         p = _minus_max(z2)
         np.exp(p, out=p)
         p /= np.add.reduce(p, axis=-1, keepdims=True)
-        p[np.arange(n), lab] -= 1.0
-        p *= g / n
+        p[np.arange(z2.shape[0]), lab] -= 1.0
+        p /= z2.shape[0]
         return p if z2 is z else p.reshape(z.shape)
-    # inside an outer trace: the same formula in recorded primitives (higher derivatives)
-    shape = _shape(z)
-    n = _count(z, None) // shape[-1]
-    onehot = (np.asarray(labels)[..., None] == np.arange(shape[-1])).astype(_dtype(_strip(z)))
-    return (exp(log_softmax(z)) - onehot) * (g / n)
+    k = _shape(z)[-1]
+    onehot = (np.asarray(labels)[..., None] == np.arange(k)).astype(_dtype(z))
+    return (exp(log_softmax(z)) - onehot) / (_count(z, None) // k)
 
 
-defvjp(softmax_cross_entropy_with_integer_labels, _sce_vjp, None)
-defvjp(reshape, lambda g, ans, x, shape: reshape(g, _shape(x)))
-defvjp(permute_dims, lambda g, ans, x, axes: permute_dims(g, tuple(np.argsort(axes))))
-defvjp(broadcast_to, lambda g, ans, x, shape: _unbroadcast(g, x))
-defvjp(getitem, lambda g, ans, x, idx: scatter_add(g, idx, _shape(x)))
-defvjp(scatter_add, lambda g, ans, h, idx, shape: getitem(g, idx))
-defvjp_argnum(concat, _concat_vjp)
-defvjp_argnum(stack, _stack_vjp)
-defvjp(astype, lambda g, ans, x, dtype: astype(g, _dtype(x)))
+# ================================================================== the table
+# elementwise, one argument: the local derivative d(ans, x)
+negative = define(operator.neg, "negative", dispatch=np.negative, reads=(), vjp=lambda g, ans, x: -g,
+                  jvp=lambda t, ans, x: -t)
+exp = unary(np.exp, lambda ans, x: ans, reads="ans")
+log = unary(np.log, lambda ans, x: 1.0 / x, reads="args")
+log1p = unary(np.log1p, lambda ans, x: 1.0 / (1.0 + x), reads="args")
+expm1 = unary(np.expm1, lambda ans, x: ans + 1.0, reads="ans")
+sqrt = unary(np.sqrt, lambda ans, x: 0.5 / ans, reads="ans")
+sin = unary(np.sin, lambda ans, x: cos(x), reads="args")
+cos = unary(np.cos, lambda ans, x: -sin(x), reads="args")
+tan = unary(np.tan, lambda ans, x: 1.0 + ans * ans, reads="ans")
+sinh = unary(np.sinh, lambda ans, x: cosh(x), reads="args")
+cosh = unary(np.cosh, lambda ans, x: sinh(x), reads="args")
+tanh = unary(np.tanh, lambda ans, x: 1.0 - ans * ans, reads="ans")
+arctan = unary(np.arctan, lambda ans, x: 1.0 / (1.0 + x * x), reads="args")
+abs = unary(np.absolute, lambda ans, x: np.where(np.asarray(strip(x)) >= 0, 1.0, -1.0), "args", "abs")  # noqa: A001
+sign = unary(np.sign, lambda ans, x: np.zeros_like(np.asarray(strip(x))), reads="args")
+square = unary(np.square, lambda ans, x: 2.0 * x, reads="args")
 
-# rules above that read no argument's value (only g and ans), or only the arguments' shapes: grad's graph
-# keeps nothing, or only the shapes, of those arguments
-for _p in (negative, exp, expm1, sqrt, tan, tanh, log_softmax):
-    _p.uses_args = False
-for _p in (add, subtract):
-    _p.uses_args = "shape"
+# elementwise, two broadcasting arguments
+add = define(operator.add, "add", dispatch=np.add, reads="shape", broadcasts=True,
+             vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: g), jvp=(lambda t, ans, x, y: t, lambda t, ans, x, y: t))
+subtract = define(operator.sub, "subtract", dispatch=np.subtract, reads="shape", broadcasts=True,
+                  vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: -g),
+                  jvp=(lambda t, ans, x, y: t, lambda t, ans, x, y: -t))
+multiply = define(operator.mul, "multiply", dispatch=np.multiply, reads="args", broadcasts=True,
+                  vjp=(lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x),
+                  jvp=(lambda t, ans, x, y: t * y, lambda t, ans, x, y: x * t))
+divide = define(operator.truediv, "divide", dispatch=(np.divide, np.true_divide), broadcasts=True,
+                vjp=(lambda g, ans, x, y: g / y, lambda g, ans, x, y: -(g * ans) / y),
+                jvp=(lambda t, ans, x, y: t / y, lambda t, ans, x, y: -(t * ans) / y))
+power = binary(np.power, lambda ans, x, y: y * x ** (y - 1),
+               lambda ans, x, y: log(where(np.asarray(strip(x)) == 0, 1.0, x)) * ans,
+               reads=("ans", "args"), name="pow", fun=operator.pow)
+maximum = binary(np.maximum, lambda ans, x, y: _half_if_tied(x, ans, y), lambda ans, x, y: _half_if_tied(y, ans, x),
+                 reads=("ans", "args"))
+minimum = binary(np.minimum, lambda ans, x, y: _half_if_tied(x, ans, y), lambda ans, x, y: _half_if_tied(y, ans, x),
+                 reads=("ans", "args"))
+where = define(np.where, "where", reads="args", broadcasts=True,
+               vjp=(None, lambda g, ans, c, x, y: where(c, g, 0.0), lambda g, ans, c, x, y: where(c, 0.0, g)),
+               jvp=(None, lambda t, ans, c, x, y: where(c, t, 0.0), lambda t, ans, c, x, y: where(c, 0.0, t)))
+matmul = define(operator.matmul, "matmul", dispatch=np.matmul, reads="args", vjp=EveryArgument(_matmul_vjp),
+                jvp=(lambda t, ans, x, y: t @ y, lambda t, ans, x, y: x @ t))
 
-# rules above that never read ``ans``: grad may free those outputs before running them
-for _p in (negative, add, subtract, multiply, matmul, where, sum, mean, reshape, permute_dims,
-           broadcast_to, getitem, scatter_add, concat, stack, astype, softmax_cross_entropy_with_integer_labels):
-    _p.uses_ans = False
+# reductions
+sum = define(_reduction(np.add, np.sum), "sum", reads="shape",  # noqa: A001
+             vjp=lambda g, ans, x, axis=None, keepdims=False: broadcast_to(_restore(g, x, axis, keepdims), _shape(x)),
+             jvp=lambda t, ans, x, axis=None, keepdims=False: sum(t, axis=axis, keepdims=keepdims))
+mean = define(_mean_fun, "mean", reads="shape",
+              vjp=lambda g, ans, x, axis=None, keepdims=False:
+                  broadcast_to(_restore(g, x, axis, keepdims), _shape(x)) / _count(x, axis),
+              jvp=lambda t, ans, x, axis=None, keepdims=False: mean(t, axis=axis, keepdims=keepdims))
+max = define(_reduction(np.maximum, np.max), "max",  # noqa: A001
+             vjp=lambda g, ans, x, axis=None, keepdims=False: _restore(g, x, axis, keepdims) * _share(ans, x, axis, keepdims),
+             jvp=lambda t, ans, x, axis=None, keepdims=False: sum(t * _share(ans, x, axis, keepdims), axis=axis,
+                                                                  keepdims=keepdims))
+min = define(_reduction(np.minimum, np.min), "min", vjp=max.vjps, jvp=max.jvps)  # noqa: A001
+
+# shapes and indexing (linear: each JVP is the primitive itself applied to the tangent)
+reshape = define(lambda x, shape: np.reshape(x, shape), "reshape", reads="shape",
+                 vjp=lambda g, ans, x, shape: reshape(g, _shape(x)), jvp=lambda t, ans, x, shape: reshape(t, shape))
+permute_dims = define(lambda x, axes: np.transpose(x, axes), "permute_dims", reads=(),
+                      vjp=lambda g, ans, x, axes: permute_dims(g, tuple(np.argsort(axes))),
+                      jvp=lambda t, ans, x, axes: permute_dims(t, axes))
+broadcast_to = define(lambda x, shape: np.broadcast_to(x, shape), "broadcast_to", reads="shape",
+                      vjp=lambda g, ans, x, shape: unbroadcast(g, x), jvp=lambda t, ans, x, shape: broadcast_to(t, shape))
+getitem = define(operator.getitem, "getitem", reads="shape",
+                 vjp=lambda g, ans, x, idx: scatter_add(g, idx, _shape(x)), jvp=lambda t, ans, x, idx: getitem(t, idx))
+scatter_add = define(_scatter_add_fun, "scatter_add", reads=(),           # the transpose of getitem
+                     vjp=lambda g, ans, h, idx, shape: getitem(g, idx),
+                     jvp=lambda t, ans, h, idx, shape: scatter_add(t, idx, shape))
+take_along_axis = define(lambda x, idx, axis: np.take_along_axis(x, idx, axis), "take_along_axis", reads="shape",
+                         vjp=lambda g, ans, x, idx, axis: put_along_axis_add(g, idx, axis, _shape(x)),
+                         jvp=lambda t, ans, x, idx, axis: take_along_axis(t, idx, axis))
+put_along_axis_add = define(_put_along_axis_add_fun, "put_along_axis_add", reads=(),   # its transpose
+                            vjp=lambda g, ans, h, idx, axis, shape: take_along_axis(g, idx, axis),
+                            jvp=lambda t, ans, h, idx, axis, shape: put_along_axis_add(t, idx, axis, shape))
+concat = define(lambda *xs, axis=0: np.concatenate(xs, axis=axis), "concat", reads="shape",
+                vjp=EveryArgument(_concat_vjp),
+                jvp=EveryArgument(lambda i, t, ans, *xs, axis=0:
+                                  concat(*[t if j == i else _zeros_like(x) for j, x in enumerate(xs)], axis=axis)))
+stack = define(lambda *xs, axis=0: np.stack(xs, axis=axis), "stack", reads="shape",
+               vjp=EveryArgument(lambda i, g, ans, *xs, axis=0: getitem(g, (slice(None),) * (axis % len(_shape(g))) + (i,))),
+               jvp=EveryArgument(lambda i, t, ans, *xs, axis=0:
+                                 stack(*[t if j == i else _zeros_like(x) for j, x in enumerate(xs)], axis=axis)))
+astype = define(lambda x, dtype: np.asarray(x).astype(dtype), "astype", reads="shape",
+                vjp=lambda g, ans, x, dtype: astype(g, _dtype(x)), jvp=lambda t, ans, x, dtype: astype(t, dtype))
+# sort: the gradient is permuted back to where each element came from (as jax.grad does)
+sort = define(_sort_fun, "sort", reads="args",
+              vjp=lambda g, ans, x, axis=-1: put_along_axis_add(g, np.argsort(np.asarray(strip(x)), axis=axis, kind="stable"),
+                                                                axis, _shape(x)),
+              jvp=lambda t, ans, x, axis=-1: take_along_axis(t, np.argsort(np.asarray(strip(x)), axis=axis, kind="stable"),
+                                                             axis))
+
+# fused rules for funcnet's own functions: each call is one node with the lectures' delta as its rule
+log_softmax = define(_log_softmax_fun, "log_softmax", reads="ans", dispatch=_activations.log_softmax,
+                     vjp=lambda g, ans, z, axis=-1: g - exp(ans) * sum(g, axis=axis, keepdims=True),
+                     jvp=lambda t, ans, z, axis=-1: t - sum(exp(ans) * t, axis=axis, keepdims=True))
+softmax_cross_entropy_with_integer_labels = define(
+    _sce_fun, "softmax_cross_entropy_with_integer_labels", reads="args",
+    dispatch=_losses.softmax_cross_entropy_with_integer_labels,
+    vjp=(lambda g, ans, z, labels: _sce_delta(z, labels) * g, None),
+    jvp=(lambda t, ans, z, labels: sum(_sce_delta(z, labels) * t), None))
+FUNCTIONS[_constant] = lambda xp, x: strip(x)   # a value held constant: plain for every trace

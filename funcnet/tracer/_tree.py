@@ -1,20 +1,42 @@
-"""Minimal pytrees (dict, list, tuple, namedtuple, None) for the tracer; no JAX inside.
+"""Pytrees for the tracer: dict, list, tuple, namedtuple and None natively, any other JAX pytree through JAX.
 
-Written with module-level recursion (no self-referencing closures, which would be
-reference cycles left for the garbage collector on every call).
+Plain containers (what parameters usually are) are walked here without JAX. A container of another
+type (a registered dataclass, a chex or Flax dataclass, an Equinox module, a class registered with
+``jax.tree_util.register_pytree_node``) is opened one level at a time with ``jax.tree_util``, imported
+on first meeting one; a type JAX treats as a leaf is remembered, so it costs one lookup afterwards.
+Written with module-level recursion (no self-referencing closures, which would be reference cycles).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 __all__ = ["flatten", "unflatten", "map_leaves", "leaf_paths"]
 
 _LEAF = object()
+# types that are always leaves (map_leaves applies ``f`` to them without a call of its own)
+LEAF_TYPES = frozenset({float, int, complex, bool, np.ndarray, np.float64, np.float32, np.complex128})
+_JAX_LEAVES: set = set()     # other types seen to be leaves of JAX's pytrees too
 
-# Types that are always leaves, so map_leaves applies ``f`` to them without a call of its own
-# (the tracer adds NumPy arrays and its boxes).
-LEAF_TYPES: set = {float, int, complex}
+
+def _is_leaf_type(t) -> bool:
+    return t in LEAF_TYPES or t in _JAX_LEAVES or issubclass(t, np.generic) or hasattr(t, "__array_namespace__")
+
+
+def _jax_children(t):
+    """``(children, treedef)`` of one level of a JAX pytree node, or None for a leaf."""
+    typ = type(t)
+    if _is_leaf_type(typ):
+        return None
+    import jax.tree_util as jtu
+
+    children, tdef = jtu.tree_flatten(t, is_leaf=lambda c: c is not t)
+    if len(children) == 1 and children[0] is t:
+        _JAX_LEAVES.add(typ)
+        return None
+    return children, tdef
 
 
 def _flatten(t, leaves):
@@ -24,6 +46,9 @@ def _flatten(t, leaves):
         return (list if isinstance(t, list) else tuple, type(t), None, tuple(_flatten(v, leaves) for v in t))
     if t is None:
         return None
+    node = _jax_children(t)
+    if node is not None:
+        return ("jax", node[1], None, tuple(_flatten(c, leaves) for c in node[0]))
     leaves.append(t)
     return _LEAF
 
@@ -41,6 +66,8 @@ def _unflatten(d, it):
         return None
     kind, typ, keys, children = d
     vals = [_unflatten(c, it) for c in children]
+    if kind == "jax":
+        return typ.unflatten(vals)
     if kind is dict:
         return dict(zip(keys, vals)) if typ is dict else typ(zip(keys, vals))
     if kind is list:
@@ -55,8 +82,8 @@ def unflatten(treedef: Any, leaves) -> Any:
 def map_leaves(f, tree: Any) -> Any:
     """``unflatten(d, [f(leaf) for leaf in leaves])`` for ``leaves, d = flatten(tree)``, in one pass.
 
-    Plain lists, dicts and tuples (what parameters usually are) are rebuilt directly; any other
-    container goes through flatten/unflatten. ``f`` sees the leaves in ``flatten`` order.
+    Plain lists, dicts and tuples are rebuilt directly; any other container goes through
+    flatten/unflatten. ``f`` sees the leaves in ``flatten`` order.
     """
     t = type(tree)
     if t is list:
@@ -67,25 +94,23 @@ def map_leaves(f, tree: Any) -> Any:
         return tuple([f(v) if type(v) in LEAF_TYPES else map_leaves(f, v) for v in tree])
     if tree is None:
         return None
-    if isinstance(tree, (dict, list, tuple)):
-        leaves, d = flatten(tree)
-        return unflatten(d, [f(leaf) for leaf in leaves])
-    return f(tree)
+    if t in LEAF_TYPES:
+        return f(tree)
+    leaves, d = flatten(tree)
+    return unflatten(d, [f(leaf) for leaf in leaves])
 
 
-def _paths(t, p, out):
-    if isinstance(t, dict):
-        for k, v in t.items():
-            _paths(v, f"{p}[{k!r}]", out)
-    elif isinstance(t, (list, tuple)):
-        for i, v in enumerate(t):
-            _paths(v, f"{p}[{i}]", out)
-    elif t is not None:
+def _paths(d, p, out):
+    if d is _LEAF:
         out.append(p)
+    elif d is not None:
+        kind, typ, keys, children = d
+        for k, c in zip(keys if keys is not None else range(len(children)), children):
+            _paths(c, f"{p}[{k!r}]" if kind is dict else f"{p}[{k}]", out)
 
 
 def leaf_paths(tree: Any, prefix: str = "") -> list[str]:
     """Readable names of the leaves, in ``flatten`` order: ``w[0]['b']``."""
     out: list[str] = []
-    _paths(tree, prefix, out)
+    _paths(flatten(tree)[1], prefix, out)
     return out

@@ -1,0 +1,275 @@
+"""grad's memory policy: what makes ``tracer.grad`` as lean and fast as hand-written backprop.
+
+A plug-in, kept out of the core. ``tracer.grad`` records its graph with a :class:`MemoryTrace`
+(a :class:`~funcnet.tracer._core.ReverseTrace` subclass) when it is the outermost trace, and walks it
+backwards with a :class:`Spender` observer. The graph is used exactly once, which allows three things
+a general graph cannot do, each only for arrays of at least :data:`SETTINGS` ``.min_bytes`` (64 KiB;
+smaller values are not worth the bookkeeping):
+
+1. **Keep only what rules read.** A node keeps its arguments only if its VJP rules read them
+   (``Primitive.reads``), just their shapes for ``"shape"``.
+2. **Reuse spent temporaries.** In ``(a @ w) + b`` nothing can read ``a @ w`` again, so ``b`` is added
+   in its buffer (what NumPy's temporary elision does for plain arrays). Whether a box is such a
+   temporary is read from CPython's reference counts, compared against the counts a temporary has
+   on the running interpreter, measured once on first use (:func:`calibrate`).
+3. **Release after the forward pass, and during the backward pass.** A value that no rule reads and
+   nothing outside the graph holds is dropped when the forward pass ends (:func:`release_forward`);
+   the backward walk unlinks each node once it has been differentiated, so every forward value is
+   freed right after its last use.
+
+Where reference counts are not exact (CPython 3.14 may borrow references), 2 and 3 switch themselves off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from sys import getrefcount
+
+import numpy as np
+
+from funcnet.tracer import _rules as R
+from funcnet.tracer._core import _SEQ, Box, ReverseTrace
+
+__all__ = ["SETTINGS", "threshold", "MemoryTrace", "Spender", "release_forward", "calibrate", "INTO"]
+
+EXACT_REFCOUNTS = sys.version_info < (3, 14)
+
+
+class _Settings:
+    """``min_bytes``: the smallest array the policy acts on. ``calibrated``: refcounts measured yet."""
+
+    __slots__ = ("min_bytes", "box_refs", "array_refs", "release_refs")
+
+    def __init__(self):
+        self.min_bytes = 1 << 16
+        self.box_refs = self.array_refs = self.release_refs = None   # measured on first use
+
+
+SETTINGS = _Settings()
+
+# primitive -> ``f(x, y)`` computing it in x's buffer; only for rules that read no argument's value
+INTO = {R.add: lambda x, y: np.add(x, y, out=x), R.subtract: lambda x, y: np.subtract(x, y, out=x)}
+
+
+@contextlib.contextmanager
+def threshold(min_bytes: int):
+    """Within this block the policy acts on arrays of at least ``min_bytes`` (tests lower it to 0)."""
+    old = SETTINGS.min_bytes
+    SETTINGS.min_bytes = int(min_bytes)
+    try:
+        yield
+    finally:
+        SETTINGS.min_bytes = old
+
+
+class _ShapeOnly:
+    """What a node keeps of an argument whose rules read only its shape and dtype."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, a):
+        self.shape, self.dtype = a.shape, a.dtype
+
+
+_LEAN: dict = {}
+
+
+def lean(box_type: type) -> type:
+    """``box_type`` keeping its parents in three slots instead of a tuple.
+
+    A box is then the only object an operation leaves that the garbage collector tracks (its ``raw``
+    tuple holds plain values, so CPython untracks it), which halves the collections on long graphs.
+    """
+    if box_type not in _LEAN:
+        class LeanBox(box_type):
+            __slots__ = ("p0", "p1", "more")
+
+            def __init__(self, value, trace, prim=None, raw=(), kwargs=None, parents=(), tangent=None,
+                         p0=None, p1=None):
+                self.value, self.trace, self.prim, self.raw, self.kwargs = value, trace, prim, raw, kwargs
+                self.tangent, self.label, self.seq = tangent, None, next(_SEQ)
+                if parents:
+                    self.parents = parents
+                else:
+                    self.p0, self.p1, self.more = p0, p1, ()
+
+            @property
+            def parents(self):
+                return (self.p0, self.p1) + self.more
+
+            @parents.setter
+            def parents(self, ps):
+                n = len(ps)
+                self.p0 = ps[0] if n else None
+                self.p1 = ps[1] if n > 1 else None
+                self.more = ps[2:] if n > 2 else ()
+
+        LeanBox.__name__ = LeanBox.__qualname__ = box_type.__name__
+        _LEAN[box_type] = LeanBox
+    return _LEAN[box_type]
+
+
+def _nothing(a):
+    return None
+
+
+class MemoryTrace(ReverseTrace):
+    """A reverse trace for a graph differentiated once (see the module docstring)."""
+
+    def __init__(self, box_type=Box):
+        super().__init__(lean(box_type))
+        self.releasable = False          # recorded a large value that no rule reads
+        if SETTINGS.box_refs is None:
+            calibrate(box_type)
+
+    def process(self, prim, args, kwargs):
+        if len(args) <= 2 and not kwargs:
+            box = self._process_small(prim, args)
+            if box is not None:
+                return box
+        raw, parents = self.unbox(args)
+        into = INTO.get(prim)
+        x = parents[0] if into is not None and not kwargs else None
+        if (x is not None and type(raw[0]) is np.ndarray and raw[0].nbytes >= SETTINGS.min_bytes
+                and _spent(x, raw[1])):
+            ans = into(raw[0], raw[1])
+        else:
+            ans = prim(*raw, **kwargs)
+        x = None
+        if type(ans) is np.ndarray and ans.nbytes >= SETTINGS.min_bytes:
+            reads = prim.reads
+            if "args" not in reads:
+                # array arguments become their shapes, or nothing; others (axes, indices, shapes) stay
+                keep = _ShapeOnly if "shape" in reads else _nothing
+                raw = tuple([keep(a) if type(a) is np.ndarray else a for a in raw])
+            if "ans" not in reads:
+                self.releasable = True
+        return self.box_type(ans, self, prim, raw, kwargs or None, parents)
+
+
+    def _process_small(self, prim, args):
+        """The common case, as :meth:`process` but without its generic steps: one or two arguments,
+        no keywords, plain values under this trace's boxes, a small answer (or None to take the long way)."""
+        bt = self.box_type
+        x = args[0]
+        p0 = x if type(x) is bt and x.trace is self else None
+        xv = x.value if p0 is not None else x
+        if len(args) == 1:
+            if p0 is None or isinstance(xv, Box):
+                return None
+            ans = prim.fun(xv)
+            raw = (xv,)
+            p1 = None
+        else:
+            y = args[1]
+            p1 = y if type(y) is bt and y.trace is self else None
+            yv = y.value if p1 is not None else y
+            if isinstance(xv, Box) or isinstance(yv, Box) or (type(xv) is np.ndarray and xv.nbytes >= SETTINGS.min_bytes):
+                return None
+            ans = prim.fun(xv, yv)
+            raw = (xv, yv)
+        if type(ans) is np.ndarray and ans.nbytes >= SETTINGS.min_bytes:
+            return None
+        return bt(ans, self, prim, raw, None, p0=p0, p1=p1)
+
+
+def _spent(x: Box, y) -> bool:
+    """Whether ``x``'s value may be overwritten by ``x (op) y``: no one can read it again.
+
+    True only when the box is a temporary that nothing else holds, its array is referenced by the
+    box alone, its own rules never read its value, and ``y`` keeps the result's shape and dtype
+    equal to ``x``'s (a Python float, or an array of ``x``'s dtype whose shape is a suffix of ``x``'s).
+    """
+    if not EXACT_REFCOUNTS or x.prim is None or "ans" in x.prim.reads:
+        return False
+    xv = x.value
+    if xv.base is not None or not xv.flags.writeable:
+        return False
+    if getrefcount(x) > SETTINGS.box_refs or getrefcount(xv) > SETTINGS.array_refs:
+        return False
+    if type(y) is np.ndarray:
+        return y.dtype == xv.dtype and y.ndim <= xv.ndim and y.shape == xv.shape[xv.ndim - y.ndim:]
+    return type(y) is float and xv.dtype.kind == "f"
+
+
+def calibrate(box_type) -> None:
+    """Measure the reference counts of a temporary on this interpreter, by running ``-box + 1.0``.
+
+    The probe replaces :func:`_spent` for one call along the operator path that user code takes, so
+    the counts include every frame of that path. 0 (never spent) where counts are not exact.
+    """
+    global _spent
+    seen = []
+
+    def probe(x, y):                     # the same frame layout as _spent: two parameters, one local
+        xv = x.value
+        seen.append((getrefcount(x), getrefcount(xv)))
+        return False
+
+    real, old_min = _spent, SETTINGS.min_bytes
+    SETTINGS.box_refs = SETTINGS.array_refs = 0
+    trace = MemoryTrace(box_type)
+    try:
+        _spent, SETTINGS.min_bytes = probe, 0
+        -trace.new_input(np.zeros(8)) + 1.0
+    finally:
+        _spent, SETTINGS.min_bytes = real, old_min
+        trace.end()
+    ok = EXACT_REFCOUNTS and len(seen) == 1
+    SETTINGS.box_refs, SETTINGS.array_refs = seen[0] if ok else (0, 0)
+    probe_list = [Box(None, trace)]
+    for box in probe_list:
+        SETTINGS.release_refs = getrefcount(box)       # the list, the loop variable, getrefcount's argument
+
+
+def release_forward(out: Box) -> None:
+    """After the forward pass: drop the large values that no rule reads and nothing else holds.
+
+    Counts each box's consumers in the graph of ``out``. A box whose rules never read its value and
+    whose reference count is exactly its consumers' links plus this function's own drops its value;
+    a stored intermediate or a ``has_aux`` output is held elsewhere and keeps it.
+    """
+    if not EXACT_REFCOUNTS:
+        return
+    consumers: dict[int, int] = {}
+    candidates = []
+    stack = [out]
+    while stack:
+        node = stack.pop()
+        for parent in node.parents:
+            if parent is None:
+                continue
+            if parent.seq in consumers:
+                consumers[parent.seq] += 1
+                continue
+            consumers[parent.seq] = 1
+            stack.append(parent)
+            v = parent.value
+            if (parent.prim is not None and "ans" not in parent.prim.reads and type(v) is np.ndarray
+                    and v.nbytes >= SETTINGS.min_bytes):
+                candidates.append(parent)
+    node = parent = v = None
+    for box in candidates:
+        if getrefcount(box) == consumers[box.seq] + SETTINGS.release_refs:
+            box.value = None
+
+
+class Spender:
+    """The backward-walk observer of grad's graph: frees forward values as soon as they are spent."""
+
+    __slots__ = ()
+
+    def visit(self, node, g):
+        # a node whose rules never read its value, that no one outside the walk can reach (the walk's
+        # local, this parameter, getrefcount's argument), frees it before its rules allocate
+        if (EXACT_REFCOUNTS and node.prim is not None and "ans" not in node.prim.reads
+                and getrefcount(node) == 3):
+            node.value = None
+
+    def edge(self, node, parent, i, c, prev):
+        pass
+
+    def done(self, node):
+        # the graph above this node is spent: unlink it, so each forward value is freed after its last use
+        node.raw, node.kwargs, node.parents = (), None, ()
