@@ -2,7 +2,7 @@
 
 MLPs are pure functions with pytree parameters; training is compiled and
 functional; inputs can be optimized as well as weights; and a from-scratch
-reverse-mode tracer (:mod:`funcnet.tracer`) shows how autodiff works and is
+reverse-mode tracer (`funcnet.tracer`) shows how autodiff works and is
 checked against ``jax.grad``.
 
     import funcnet as fn
@@ -15,16 +15,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from funcnet.models import MLP, mlp, param_count
-from funcnet import activations, datasets, losses
-
 __version__ = "0.1.0"
 
-# Names resolved on first use, so that `import funcnet` stays fast and the
-# optional parts (plots, the tracer, the CLI) load only when asked for.
-_LAZY_MODULES = ("models", "tracer", "check", "manual", "inputs", "optim", "sharding", "plotting", "train",
-                 "checkpoint")
+# Names resolved on first use, so that `import funcnet` (and `funcnet --help`) does not import JAX,
+# and the optional parts (plots, the tracer, the CLI) load only when asked for.
+_LAZY_MODULES = ("activations", "datasets", "losses", "models", "tracer", "check", "manual", "inputs", "optim",
+                 "sharding", "plotting", "train", "checkpoint", "testing")
 _LAZY_ATTRS = {
+    "MLP": "funcnet.models",
+    "mlp": "funcnet.models",
+    "param_count": "funcnet.models",
     "make_train_step": "funcnet.train",
     "fit": "funcnet.train",
     "History": "funcnet.train",
@@ -37,7 +37,6 @@ _LAZY_ATTRS = {
 }
 
 __all__ = [
-    "MLP", "mlp", "param_count", "activations", "datasets", "losses",
     *_LAZY_MODULES, *_LAZY_ATTRS, "__version__",
 ]
 

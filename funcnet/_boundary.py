@@ -154,7 +154,7 @@ def constant(xp, x):
     function's value does not depend on the shift, so holding it fixed gives the same derivatives of
     every order while the autodiff skips the shift's branch (``jax.nn.log_softmax`` does the same).
     Under JAX this is ``jax.lax.stop_gradient``; an array type with its own autodiff (funcnet's tracer)
-    overrides it (see :func:`overridable`).
+    overrides it (see `overridable`).
     """
     if xp is not np and getattr(xp, "__name__", "").startswith("jax"):
         import jax

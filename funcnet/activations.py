@@ -2,7 +2,7 @@
 
 Every function takes an array ``z`` of any shape and returns an array of the same
 shape (``softmax``/``log_softmax`` normalise over the last axis). They run under
-JAX (``jit``/``grad``/``vmap``), on NumPy arrays, and under :mod:`funcnet.tracer`.
+JAX (``jit``/``grad``/``vmap``), on NumPy arrays, and under `funcnet.tracer`.
 At non-differentiable points they follow ``jax.nn``: relu'(0) = 0,
 leaky_relu'(0) = 1, elu'(0) = 1.
 """
@@ -138,7 +138,7 @@ _REGISTRY: dict[str, Activation] = {
 
 
 def names() -> tuple[str, ...]:
-    """The activation names accepted by :func:`get` and :func:`funcnet.mlp`."""
+    """The activation names accepted by `get` and `funcnet.mlp`."""
     return tuple(_REGISTRY)
 
 

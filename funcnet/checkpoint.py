@@ -6,18 +6,18 @@ A checkpoint is one ``.npz`` (zip) file: the leaves as arrays ``"0"``, ``"1"``, 
 
 Guarantees (see "Failure modes" in the CLI docs):
 
-* **Atomic.** :func:`save` writes to the fixed temporary name ``.<name>.tmp`` next
+* **Atomic.** `save` writes to the fixed temporary name ``.<name>.tmp`` next
   to the target, flushes and fsyncs it, renames it over the target with
   ``os.replace`` (atomic on POSIX and Windows) and fsyncs the folder. A reader sees
   the old file or the new one, never a mix.
 * **No debris.** A write killed part-way (SIGKILL, power loss) leaves at most that
-  one temporary file; the next :func:`save` of the same target reuses the name and
+  one temporary file; the next `save` of the same target reuses the name and
   renames it away, and also removes stray ``.<name>.<random>.tmp`` files left by
   funcnet versions that used random temporary names. One writer per target.
 * **Nothing is executed on load.** Arrays are read with ``allow_pickle=False``;
   NamedTuple classes are never imported by the name the file gives: they come from
-  ``like=``, from :func:`register`, or from optax/funcnet modules that are already
-  imported. Anything that is not a checkpoint written by :func:`save` (a truncated
+  ``like=``, from `register`, or from optax/funcnet modules that are already
+  imported. Anything that is not a checkpoint written by `save` (a truncated
   file, random bytes, a plain ``.npz``, a malformed description) raises
   ``ValueError`` naming the file.
 """
@@ -124,10 +124,10 @@ def _class_name(cls: type) -> str:
 
 
 def register(cls: type) -> type:
-    """Allow :func:`load` (without ``like``) to rebuild NamedTuples of class ``cls``.
+    """Allow `load` (without ``like``) to rebuild NamedTuples of class ``cls``.
 
     A checkpoint names the class of each NamedTuple it holds (``"module:QualName"``);
-    :func:`load` never imports that module. Register your own state classes once, or
+    `load` never imports that module. Register your own state classes once, or
     pass ``like=``. Usable as a decorator; returns ``cls``.
 
     Examples:
@@ -425,7 +425,7 @@ def _like_leaf(ref, spec: dict, arr: np.ndarray, where: str, path: str):
 
 
 def load(path: str | os.PathLike, like: Any = None) -> Any:
-    """Read a pytree written by :func:`save`.
+    """Read a pytree written by `save`.
 
     Args:
       path: the checkpoint file.
@@ -434,7 +434,7 @@ def load(path: str | os.PathLike, like: Any = None) -> Any:
         ``like``'s structure and container types, and every leaf's shape and dtype
         is checked against ``like``. Without it, dicts, lists, tuples, keys, arrays
         and Python numbers are rebuilt from the file, and NamedTuples whose class
-        is registered (:func:`register`) or belongs to an already imported optax or
+        is registered (`register`) or belongs to an already imported optax or
         funcnet module; any other NamedTuple or custom node needs ``like``.
 
     Returns:
@@ -443,7 +443,7 @@ def load(path: str | os.PathLike, like: Any = None) -> Any:
 
     Raises:
       FileNotFoundError: there is no file at ``path``.
-      ValueError: the file is not a checkpoint written by :func:`save` (truncated,
+      ValueError: the file is not a checkpoint written by `save` (truncated,
         random bytes, a plain ``.npz``, a malformed description), it holds a class
         that needs ``like``, or it does not match ``like``. The message names the file.
     """

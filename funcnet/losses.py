@@ -1,6 +1,6 @@
 """Loss functions ``(prediction, target) -> scalar``, written once against the Array API.
 
-All losses average over the batch, run under JAX and under :mod:`funcnet.tracer`,
+All losses average over the batch, run under JAX and under `funcnet.tracer`,
 and pick their namespace from both arguments.
 
 Notation: m examples, K outputs; ŷ = prediction (m, K), y = target.
@@ -104,7 +104,7 @@ def softmax_cross_entropy(logits, labels):
 def softmax_cross_entropy_with_integer_labels(logits, labels):
     r"""-(1/m) Σ_i log softmax(z_i)[y_i] for integer ``labels`` ``(...)`` and ``logits`` ``(..., K)``; unchecked.
 
-    :func:`softmax_cross_entropy` checks the shapes and the label range, then calls this. It picks
+    `softmax_cross_entropy` checks the shapes and the label range, then calls this. It picks
     log p[y] with a gather (as optax does), so no one-hot product is differentiated; funcnet's tracer
     records it as one node whose rule is the lectures' delta (softmax(z) - onehot(y)) / m.
     """

@@ -1,8 +1,8 @@
-r"""Hand-derived backpropagation for :class:`funcnet.MLP` (the delta rule).
+r"""Hand-derived backpropagation for `funcnet.MLP` (the delta rule).
 
 No automatic differentiation is used here: every derivative below is written out
 by hand, so the result is an independent check on ``jax.grad`` and on
-:mod:`funcnet.tracer`.
+`funcnet.tracer`.
 
 With ``a^[0] = x`` (m rows), ``z^[l] = a^[l-1] W^[l] + b^[l]`` and
 ``a^[l] = g_l(z^[l])`` (weights stored ``(in, out)``), the lectures' rule is
@@ -181,13 +181,13 @@ def mlp_backprop(model: MLP, params, x, y, loss: Any = "mse"):
     r"""Gradient of ``loss(model.apply(params, x), y)`` with respect to ``params``, by the delta rule.
 
     Args:
-      model: an :class:`funcnet.MLP` whose activations are all built-in (see module docs).
+      model: an `funcnet.MLP` whose activations are all built-in (see module docs).
       params: the model's parameters, ``[{"w": (n_{l-1}, n_l), "b": (n_l,)}, ...]``.
       x: inputs ``(n_0,)`` or ``(..., n_0)``; all leading axes are examples.
       y: targets of the output's shape ``(..., n_L)``; integer labels ``(...)`` for
         ``softmax_cross_entropy``.
       loss: ``"mse"``, ``"half_mse"``, ``"softmax_cross_entropy"``, ``"binary_cross_entropy"``
-        or the matching :mod:`funcnet.losses` function.
+        or the matching `funcnet.losses` function.
 
     Returns:
       The same pytree as ``jax.grad(lambda p: loss(model.apply(p, x), y))(params)``:
@@ -236,9 +236,9 @@ def mlp_backprop(model: MLP, params, x, y, loss: Any = "mse"):
 
 @dataclasses.dataclass(frozen=True)
 class MLPLoss:
-    """``params -> loss(model.apply(params, x), y)``: an MLP loss that :func:`compare_grads` can also check by hand.
+    """``params -> loss(model.apply(params, x), y)``: an MLP loss that `compare_grads` can also check by hand.
 
-    Build with :func:`mlp_loss`. Calling it runs under JAX and under the tracer.
+    Build with `mlp_loss`. Calling it runs under JAX and under the tracer.
     """
 
     model: MLP
@@ -250,14 +250,14 @@ class MLPLoss:
         return _LOSSES[self.loss](self.model.apply(params, self.x), self.y)
 
     def manual_grad(self, params):
-        """The hand-derived gradient (:func:`mlp_backprop`)."""
+        """The hand-derived gradient (`mlp_backprop`)."""
         return mlp_backprop(self.model, params, self.x, self.y, self.loss)
 
 
 def mlp_loss(model: MLP, x, y, loss: Any = "mse") -> MLPLoss:
     """Wrap ``loss(model.apply(params, x), y)`` as a function of ``params`` alone.
 
-    Passing the result to :func:`funcnet.check.compare_grads` adds the hand-derived
+    Passing the result to `funcnet.check.compare_grads` adds the hand-derived
     ``"manual"`` method to the comparison.
 
     Examples:

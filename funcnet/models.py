@@ -73,7 +73,7 @@ _REGISTRY: dict[str, Initializer] = {
 
 
 def init_names() -> tuple[str, ...]:
-    """The init scheme names accepted by :func:`funcnet.mlp`."""
+    """The init scheme names accepted by `funcnet.mlp`."""
     return tuple(_REGISTRY)
 
 
@@ -100,7 +100,7 @@ def _act_name(spec) -> Any:
 class MLP:
     """A multilayer perceptron: static config plus the pure functions ``init``, ``apply``, ``activations``.
 
-    Build one with :func:`funcnet.mlp`. Instances are immutable and hashable, so a
+    Build one with `funcnet.mlp`. Instances are immutable and hashable, so a
     model can be passed to ``jax.jit`` as a static argument or closed over.
 
     Attributes:
@@ -196,7 +196,7 @@ class MLP:
         """Every layer's pre-activation and activation.
 
         Args:
-          params: as returned by :meth:`init`.
+          params: as returned by `init`.
           x: input of shape ``(n_0,)`` or ``(..., n_0)``.
 
         Returns:
@@ -210,7 +210,7 @@ class MLP:
         return self._forward(params, x, _product)
 
     def _forward(self, params, x, product: Callable) -> list[dict[str, Any]]:
-        """The layer loop of :meth:`activations`, unchecked, with ``product(a, layer)`` giving a·W.
+        """The layer loop of `activations`, unchecked, with ``product(a, layer)`` giving a·W.
 
         funcnet.inputs passes a product whose VJP uses a transposed copy of W (weights held fixed).
         """
@@ -226,7 +226,7 @@ class MLP:
         """The network function h(x): input ``(n_0,)`` or ``(..., n_0)`` -> output ``(n_L,)`` or ``(..., n_L)``.
 
         Pure; runs under ``jax.jit``/``grad``/``vmap``, on NumPy arrays and under
-        :mod:`funcnet.tracer`, in the namespace chosen from ``params`` and ``x`` together.
+        `funcnet.tracer`, in the namespace chosen from ``params`` and ``x`` together.
         """
         return self.activations(params, x)[-1]["a"]
 
@@ -253,16 +253,16 @@ def mlp(
     Args:
       sizes: layer widths ``[n_0, n_1, ..., n_L]``, at least two positive ints.
       activation: hidden-layer activation: a name from
-        :func:`funcnet.activations.names`, a callable, or a list with one entry per
+        `funcnet.activations.names`, a callable, or a list with one entry per
         hidden layer (``len(sizes) - 2`` entries).
       output_activation: activation of the last layer; ``None`` gives raw outputs
-        (logits), which is what :mod:`funcnet.losses` expects.
+        (logits), which is what `funcnet.losses` expects.
       init: weight init scheme name (``"he"``, ``"xavier"``, ``"lecun"``,
         ``"uniform"``, ``"normal"``, ``"zeros"``, ``"constant"``) or a callable
         ``(key, shape, dtype) -> array``.
 
     Returns:
-      An :class:`MLP`.
+      An `MLP`.
 
     Examples:
       >>> import jax, funcnet as fn

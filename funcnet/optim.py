@@ -40,7 +40,7 @@ def ema_momentum(learning_rate: Any, alpha: float = 0.9, *, accumulator_dtype: A
 
     Returns:
       An ``optax.GradientTransformation``; wrap it in ``optax.inject_hyperparams``
-      to record the learning rate in :class:`funcnet.History`.
+      to record the learning rate in `funcnet.History`.
 
     Examples:
       >>> import jax.numpy as jnp, optax, funcnet as fn

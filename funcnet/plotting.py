@@ -242,7 +242,7 @@ def plot_history(history: Any, path: str | os.PathLike | None = None, *, title: 
     panel and named in the legend.
 
     Args:
-      history: a :class:`funcnet.History` or its ``to_dict()``.
+      history: a `funcnet.History` or its ``to_dict()``.
       path: where to save the figure (PNG by extension); ``None`` only draws.
       title: optional figure title.
       ax: an Axes (draws the loss panel only) or a sequence of Axes, one per panel (loss, each metric, lr).

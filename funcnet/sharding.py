@@ -1,6 +1,6 @@
 r"""Data parallelism on JAX's own machinery: ``jax.sharding`` meshes and ``jax.distributed``.
 
-Nothing here is home-made communication. A 1-D (or larger) :class:`jax.sharding.Mesh` names its devices
+Nothing here is home-made communication. A 1-D (or larger) `jax.sharding.Mesh` names its devices
 along axes; this module only decides *where arrays live*:
 
 * the batch (leading axis of every leaf) is split along the mesh's data axis,
@@ -15,16 +15,16 @@ the all-reduce that sums the per-shard gradient contributions. For a mean loss o
 
 so the result equals the single-device gradient up to floating-point summation order.
 
-Divisibility rule (the one place it is decided, :func:`check_divisible`): a sharded batch must have a
-leading size that is a multiple of the data-axis size D. :func:`sharded_epoch_layout` applies it to an
+Divisibility rule (the one place it is decided, `check_divisible`): a sharded batch must have a
+leading size that is a multiple of the data-axis size D. `sharded_epoch_layout` applies it to an
 epoch: the mini-batch size must be a multiple of D (else ``ValueError``); the short last batch of
 n mod batch_size examples is sharded when it is a multiple of D and otherwise computed *replicated* (every
 device computes the whole short batch; same numbers as one device, no padding, no masking, so any
 ``loss_fn`` that averages over its batch stays exact).
 
-Multi-host: :func:`initialize_distributed` wraps :func:`jax.distributed.initialize` (and selects the gloo
-CPU collectives when running on CPU); :func:`global_batch_from_local` builds a global batch from each
-process's local rows with :func:`jax.make_array_from_process_local_data`; :func:`to_host` brings
+Multi-host: `initialize_distributed` wraps `jax.distributed.initialize` (and selects the gloo
+CPU collectives when running on CPU); `global_batch_from_local` builds a global batch from each
+process's local rows with `jax.make_array_from_process_local_data`; `to_host` brings
 replicated results back as NumPy arrays on every process (for checkpoints).
 """
 
@@ -55,16 +55,16 @@ DATA_AXIS = "data"
 
 
 def resolve_mesh(mesh_or_devices: Any = None, axis: str = DATA_AXIS) -> Mesh:
-    """A :class:`jax.sharding.Mesh` with a data axis named ``axis``.
+    """A `jax.sharding.Mesh` with a data axis named ``axis``.
 
     Args:
-      mesh_or_devices: ``None`` (all of ``jax.devices()`` in a 1-D mesh), a :class:`~jax.sharding.Mesh`
+      mesh_or_devices: ``None`` (all of ``jax.devices()`` in a 1-D mesh), a `jax.sharding.Mesh`
         (used as is; it must have an axis named ``axis``), or a sequence of devices (a 1-D mesh over them,
         in that order).
       axis: the name of the data axis.
 
     Returns:
-      The mesh. Its axes are ``Auto`` (sharding by annotation): a mesh from :func:`jax.make_mesh`, whose
+      The mesh. Its axes are ``Auto`` (sharding by annotation): a mesh from `jax.make_mesh`, whose
       axes are ``Explicit`` by default, is rebuilt over the same devices and names with ``Auto`` axes.
 
     Raises:
@@ -179,7 +179,7 @@ def shard_batch(tree: Any, mesh: Mesh, axis: str = DATA_AXIS) -> Any:
 
     Args:
       tree: pytree of arrays (NumPy or JAX) sharing a leading size B, e.g. ``(X (B, n_0), y (B,))``.
-      mesh: the mesh (see :func:`resolve_mesh`).
+      mesh: the mesh (see `resolve_mesh`).
       axis: the data axis.
 
     Returns:
@@ -252,7 +252,7 @@ def pad_to_multiple(tree: Any, multiple: int) -> tuple[Any, np.ndarray]:
 
 
 class EpochLayout(NamedTuple):
-    """How one epoch of ``n`` examples is cut into sharded steps (see :func:`sharded_epoch_layout`).
+    """How one epoch of ``n`` examples is cut into sharded steps (see `sharded_epoch_layout`).
 
     Attributes:
       n: examples in the data set.
@@ -350,7 +350,7 @@ def data_parallel_jit(
     Returns:
       The jitted function. Calling it checks that each batch's leading size is a multiple of the axis size
       (a ``ValueError`` saying what to do) and that no argument is already laid out differently on the mesh
-      (a ``ValueError`` naming the leaf; :func:`check_placement`). NumPy and uncommitted arguments are
+      (a ``ValueError`` naming the leaf; `check_placement`). NumPy and uncommitted arguments are
       placed by ``jit`` itself. ``.jitted`` is the underlying ``jax.jit`` object (for ``.lower``).
     """
     mesh = resolve_mesh(mesh, axis)
@@ -449,7 +449,7 @@ def initialize_distributed(
     initialization_timeout: int = 300,
     **kwargs,
 ) -> None:
-    """Join a multi-process JAX run: :func:`jax.distributed.initialize`, plus CPU collectives.
+    """Join a multi-process JAX run: `jax.distributed.initialize`, plus CPU collectives.
 
     Call it once per process, before any other JAX call that touches devices. Afterwards
     ``jax.devices()`` lists the devices of *all* processes, ``jax.local_devices()`` this process's own,
@@ -466,7 +466,7 @@ def initialize_distributed(
         nothing installed) or ``"mpi"``; ``None`` leaves JAX's setting alone. Sets
         ``jax_cpu_collectives_implementation``; without it a CPU mesh cannot span processes.
       initialization_timeout: seconds to wait for every process to connect.
-      **kwargs: passed on to :func:`jax.distributed.initialize` (e.g. ``heartbeat_timeout_seconds``).
+      **kwargs: passed on to `jax.distributed.initialize` (e.g. ``heartbeat_timeout_seconds``).
 
     Raises:
       ValueError: bad ``num_processes`` / ``process_id`` / ``coordinator_address``.
@@ -508,7 +508,7 @@ def global_batch_from_local(local_tree: Any, mesh: Mesh, axis: str = DATA_AXIS) 
     on the mesh); the result is a global ``jax.Array`` of leading size b × (number of processes on the
     axis), split along ``axis``, whose rows are the processes' local batches in process order (for a mesh
     built from ``jax.devices()``). No data crosses hosts: each process's rows go to its own devices
-    (:func:`jax.make_array_from_process_local_data`). With one process this equals :func:`shard_batch`.
+    (`jax.make_array_from_process_local_data`). With one process this equals `shard_batch`.
 
     Raises:
       ValueError: the local leading size is not a multiple of this process's device count on the mesh.
@@ -528,7 +528,7 @@ def global_batch_from_local(local_tree: Any, mesh: Mesh, axis: str = DATA_AXIS) 
 
 
 def process_slice(global_size: int, mesh: Mesh | None = None, axis: str = DATA_AXIS) -> slice:
-    """The rows ``[start, stop)`` of a global batch that this process feeds (see :func:`global_batch_from_local`).
+    """The rows ``[start, stop)`` of a global batch that this process feeds (see `global_batch_from_local`).
 
     Assumes the mesh lists each process's devices contiguously (true for ``jax.devices()``).
     """

@@ -2,12 +2,12 @@ r"""Gradient assertions for your own pytest suite.
 
 Two checks, in the manner of ``jax.test_util``:
 
-* :func:`assert_grads_close` computes the gradient of a scalar function with several
+* `assert_grads_close` computes the gradient of a scalar function with several
   methods (``jax.grad``, funcnet's tracer, finite differences) and raises an
-  ``AssertionError`` carrying the :class:`funcnet.check.GradReport` when they disagree.
+  ``AssertionError`` carrying the `funcnet.check.GradReport` when they disagree.
   A method that cannot run the function is skipped with its reason in the report; if
   fewer than two methods ran, nothing was compared, and that is a failure too.
-* :func:`check_grads` checks forward mode (JVP) and reverse mode (VJP) of any function
+* `check_grads` checks forward mode (JVP) and reverse mode (VJP) of any function
   along random directions against float64 central differences, up to a given order.
 
     from funcnet import testing
@@ -38,8 +38,8 @@ _CHECK_DEFAULTS = {np.dtype(np.float64): (1e-4, 1e-5, 1e-5), np.dtype(np.float32
 
 
 class GradAssertionError(AssertionError):
-    """A gradient check failed. ``report`` holds the :class:`~funcnet.check.GradReport` (``None`` for
-    :func:`check_grads`, whose message states the numbers)."""
+    """A gradient check failed. ``report`` holds the `funcnet.check.GradReport` (``None`` for
+    `check_grads`, whose message states the numbers)."""
 
     def __init__(self, message: str, report: GradReport | None = None):
         super().__init__(message)
@@ -53,13 +53,13 @@ def assert_grads_close(f: Callable, *args, argnums: int | Sequence[int] = 0,
                        eps: float | None = None, has_aux: bool = False) -> GradReport:
     r"""Assert that every method that can run ``f`` gives the same gradient.
 
-    Runs :func:`funcnet.check.compare_grads` (everything in float64) and checks, for
+    Runs `funcnet.check.compare_grads` (everything in float64) and checks, for
     every leaf and every pair of methods that ran, ``|a - b| <= atol + rtol·max(|a|, |b|)``
     element by element.
 
-    Methods: ``"jax"`` (``jax.grad``), ``"tracer"`` (:func:`funcnet.tracer.grad`),
+    Methods: ``"jax"`` (``jax.grad``), ``"tracer"`` (`funcnet.tracer.grad`),
     ``"fd"`` (float64 central differences), ``"manual"`` (the delta rule, for
-    :func:`funcnet.manual.mlp_loss` losses). A method that cannot run ``f`` (the tracer on
+    `funcnet.manual.mlp_loss` losses). A method that cannot run ``f`` (the tracer on
     a Flax model or on code that calls ``jax.numpy`` directly) is skipped and named in the
     report with its error: ``tracer: cannot run (TypeError: ...)``.
 
@@ -72,17 +72,17 @@ def assert_grads_close(f: Callable, *args, argnums: int | Sequence[int] = 0,
         rtol=1e-8, atol=1e-10 between exact methods, 1e-5/1e-6 with finite differences).
       fd_rtol, fd_atol: tolerance for the pairs with finite differences, if different
         from ``rtol``/``atol``.
-      eps: finite-difference step (default: per dtype, see :func:`funcnet.check.numerical_grad`).
+      eps: finite-difference step (default: per dtype, see `funcnet.check.numerical_grad`).
       has_aux: ``f`` returns ``(value, aux)``; only the value is differentiated.
 
     Returns:
-      The :class:`~funcnet.check.GradReport`, when the check passes.
+      The `funcnet.check.GradReport`, when the check passes.
 
     Raises:
       GradAssertionError: (an ``AssertionError``) the gradients disagree, a method returned
         something that is not a gradient, or fewer than two methods could run ``f``. The
         message is the report (first differing leaf named); ``.report`` holds it.
-      TypeError, ValueError: bad arguments (as :func:`~funcnet.check.compare_grads`).
+      TypeError, ValueError: bad arguments (as `funcnet.check.compare_grads`).
 
     Examples:
       >>> import numpy as np

@@ -59,5 +59,6 @@ def test_cli_visualize_writes_pngs_and_summary(tmp_path, capsys):
     assert np.all(np.array(summary["hidden_pre_activation"]) > np.array(summary["hidden_pre_activation_data_max"]))
     for name in summary["files"]:
         assert (tmp_path / name).stat().st_size > 1000
-    assert main(["visualize", "--out", str(tmp_path), "--layer", "1", "--epochs", "1", "--quiet"]) == 2
-    assert "not a hidden layer" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["visualize", "--out", str(tmp_path), "--layer", "1", "--epochs", "1", "--quiet"])
+    assert e.value.code == 2 and "argument --layer: 1 is not a hidden layer" in capsys.readouterr().err

@@ -5,7 +5,7 @@
     print(report)          # a table per leaf and pair of methods
     assert report.ok
 
-See :func:`compare_grads`, :func:`numerical_grad` and the docs page
+See `compare_grads`, `numerical_grad` and the docs page
 "Three ways to compute gradients".
 """
 

@@ -1,9 +1,9 @@
 r"""Gradient checking: finite differences, and one report comparing every way to get a gradient.
 
-"I do not trust math, I want to verify with a machine": :func:`compare_grads`
+"I do not trust math, I want to verify with a machine": `compare_grads`
 computes the same gradient with ``jax.grad``, with funcnet's from-scratch
-:mod:`funcnet.tracer`, by finite differences and (for an MLP loss built with
-:func:`funcnet.manual.mlp_loss`) by the hand-derived delta rule, and reports how far
+`funcnet.tracer`, by finite differences and (for an MLP loss built with
+`funcnet.manual.mlp_loss`) by the hand-derived delta rule, and reports how far
 apart they are, leaf by leaf.
 """
 
@@ -251,7 +251,7 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
     ``f`` actually returns at that point (float64 normally; float32 if ``f`` casts
     down): ``h_i = default_step(dtype, method) * max(1, |x_i|)``, i.e.
     ε^(1/3)·max(1, |x_i|) ≈ 6.1e-6·max(1, |x_i|) for central differences in float64,
-    ε^(1/2) ≈ 1.5e-8 for forward ones (see :func:`default_step`). The step actually
+    ε^(1/2) ≈ 1.5e-8 for forward ones (see `default_step`). The step actually
     used is the representable ``(x + h) - x``.
 
     Args:
@@ -261,7 +261,7 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
       argnums: which argument(s) to differentiate, as in ``jax.grad``.
       eps: an absolute step instead of the per-dtype default. A step so small that
         rounding error dominates (below 1e-3 of the default) gives a
-        :class:`GradCheckWarning` naming the step used; one that vanishes
+        `GradCheckWarning` naming the step used; one that vanishes
         (``x + eps == x``) is replaced by the default step, with a warning.
       method: ``"central"`` (default) or ``"forward"``.
       has_aux: ``f`` returns ``(value, aux)``; only the value is differentiated.
@@ -316,7 +316,7 @@ def numerical_grad(f: Callable, *args, argnums: int | Sequence[int] = 0, eps: fl
 # ----------------------------------------------------------------------------- the report
 @dataclasses.dataclass(frozen=True)
 class LeafComparison:
-    """One row of a :class:`GradReport`: two methods compared on one leaf.
+    """One row of a `GradReport`: two methods compared on one leaf.
 
     ``max_abs_error`` = max |a - b|; ``max_rel_error`` = max |a - b| / max(|a|, |b|)
     over the elements where either is non-zero; ``ok`` means
@@ -335,12 +335,12 @@ class LeafComparison:
 
 @dataclasses.dataclass
 class GradReport:
-    """What :func:`compare_grads` found. ``print(report)`` shows a text table; in a notebook it shows as HTML.
+    """What `compare_grads` found. ``print(report)`` shows a text table; in a notebook it shows as HTML.
 
     Attributes:
       ok: at least two methods ran, none failed, and every comparison is within tolerance.
       max_abs_error, max_rel_error: the largest errors over all rows.
-      rows: one :class:`LeafComparison` per leaf and pair of methods.
+      rows: one `LeafComparison` per leaf and pair of methods.
       grads: each method's gradient (float64 NumPy pytrees), by method name.
       value: f at the point.
       dtype: the dtype ``f`` computes in at float64 inputs (tolerances follow it).
@@ -437,11 +437,11 @@ class GradReport:
                 f"max_rel_error={self.max_rel_error:.3g})")
 
     def __bool__(self) -> bool:
-        """``bool(report)`` is :attr:`ok`, so ``assert compare_grads(...)`` checks what it says."""
+        """``bool(report)`` is `ok`, so ``assert compare_grads(...)`` checks what it says."""
         return self.ok
 
     def assert_ok(self) -> None:
-        """Raise ``AssertionError`` with the table unless :attr:`ok`."""
+        """Raise ``AssertionError`` with the table unless `ok`."""
         if not self.ok:
             raise AssertionError("gradients disagree:\n" + str(self))
 
@@ -569,10 +569,10 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
     r"""Compute the gradient of ``f`` every way funcnet knows and report how far apart they are.
 
     The methods are:
-      ``"jax"``: ``jax.grad``; ``"tracer"``: :func:`funcnet.tracer.grad` (NumPy inputs);
-      ``"numerical"`` (or ``"fd"``): :func:`numerical_grad` (central differences);
+      ``"jax"``: ``jax.grad``; ``"tracer"``: `funcnet.tracer.grad` (NumPy inputs);
+      ``"numerical"`` (or ``"fd"``): `numerical_grad` (central differences);
       ``"manual"``: the hand-derived delta rule, when ``f`` is an MLP loss built with
-      :func:`funcnet.manual.mlp_loss`.
+      `funcnet.manual.mlp_loss`.
 
     Everything runs in float64 (``jax_enable_x64`` on, float leaves cast up), so the
     comparison measures the methods, not float32 rounding. Every pair of methods is
@@ -584,11 +584,11 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
 
     A method that cannot run ``f`` (the tracer on a function that calls ``jax.numpy``
     directly or on a Flax model; ``jax.grad`` on NumPy-only code) is listed in
-    :attr:`GradReport.cannot_run` with the error it raised — ``tracer: cannot run
+    `GradReport.cannot_run` with the error it raised — ``tracer: cannot run
     (TypeError: ...)`` in the text — and the others are still compared. The report is
     ``ok`` only if at least two methods ran: a comparison of one method is no check.
 
-    When ``tracer`` and ``jax`` disagree, :attr:`GradReport.first_bad_node` names the
+    When ``tracer`` and ``jax`` disagree, `GradReport.first_bad_node` names the
     first node of the traced graph (in backward order) whose gradient differs from
     JAX's — the node whose consumers' derivative rules are suspect.
 
@@ -598,13 +598,13 @@ def compare_grads(f: Callable, *args, argnums: int | Sequence[int] = 0, methods:
       *args: the point (pytrees of arrays).
       argnums: which argument(s) to differentiate, as in ``jax.grad``.
       methods: two or more of ``("jax", "tracer", "numerical", "manual")``. Default:
-        jax, tracer and numerical, plus manual for an :class:`MLPLoss`.
-      eps: finite-difference step (default: per dtype, see :func:`numerical_grad`).
+        jax, tracer and numerical, plus manual for an `MLPLoss`.
+      eps: finite-difference step (default: per dtype, see `numerical_grad`).
       rtol, atol, numerical_rtol, numerical_atol: override the tolerances above.
       has_aux: ``f`` returns ``(value, aux)``; only the value is differentiated.
 
     Returns:
-      A :class:`GradReport`; ``print(report)`` shows the table.
+      A `GradReport`; ``print(report)`` shows the table.
 
     Raises:
       TypeError: a bad ``argnums`` or ``methods`` kind, non-float differentiated leaves,

@@ -110,7 +110,7 @@ def add_quiet(parser) -> None:
 
 
 def prepare_out(path: str, flag: str = "--out") -> pathlib.Path:
-    """Create the output folder and prove it writable, or raise :class:`UsageError` (before any work)."""
+    """Create the output folder and prove it writable, or raise `UsageError` (before any work)."""
     p = pathlib.Path(path).expanduser().resolve()
     try:
         p.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,7 @@ def prepare_out(path: str, flag: str = "--out") -> pathlib.Path:
 
 
 def file_name(name: str, flag: str = "--name") -> str:
-    """A base file name that stays inside the output folder (no folders, no ``..``), or :class:`UsageError`."""
+    """A base file name that stays inside the output folder (no folders, no ``..``), or `UsageError`."""
     if (not name or name in (".", "..") or "/" in name or (os.altsep and os.altsep in name) or os.sep in name
             or "\0" in name or name.startswith(".")):
         raise UsageError(flag, f"must be a plain file name inside --out (no '/', '..' or leading '.'), got {name!r}")
@@ -179,12 +179,12 @@ class Reporter(NamedTuple):
 
 
 def best_epoch(history) -> int | None:
-    """``history.best_epoch`` as :class:`funcnet.History` counts it: the one number console and JSON both show."""
+    """``history.best_epoch`` as `funcnet.History` counts it: the one number console and JSON both show."""
     return history.best_epoch
 
 
 def describe_best(history) -> str:
-    """``"best epoch 3 of 10 (counting from 0)"``, the console form of :func:`best_epoch`."""
+    """``"best epoch 3 of 10 (counting from 0)"``, the console form of `best_epoch`."""
     best = best_epoch(history)
     if best is None:
         return f"{history.epochs} epochs, no validation loss"

@@ -51,7 +51,7 @@ def validate(args) -> None:
 
 
 def _problem(args, activation: str, params=None):
-    """The model, its loss as an :class:`funcnet.manual.MLPLoss` on a seeded random batch, and parameters."""
+    """The model, its loss as an `funcnet.manual.MLPLoss` on a seeded random batch, and parameters."""
     import jax
     import numpy as np
 

@@ -168,7 +168,7 @@ def _functions():
 
 
 def _evaluate(node: ast.expr, env: dict, funcs: dict):
-    """Evaluate a checked expression (see :func:`_check_names`) on tracer values; numbers as float64."""
+    """Evaluate a checked expression (see `_check_names`) on tracer values; numbers as float64."""
     if isinstance(node, ast.Constant):
         return np.float64(node.value)  # overflow gives inf, as for traced values, not OverflowError
     if isinstance(node, ast.Name):

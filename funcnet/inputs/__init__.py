@@ -3,13 +3,13 @@
 Backprop differentiates with respect to any node of the graph. Holding the parameters θ fixed and moving
 the input x gives three tools, all compiled (one ``lax.scan`` per call) and batched:
 
-* :func:`optimize_input` — minimize or maximize any scalar f(x), with optional projection;
-* :func:`visualize_units` — activation maximization argmax_x h_lj(x) - λR(x) for many units at once;
-* :func:`fgsm`, :func:`pgd` — adversarial inputs within an ε-ball.
+* `optimize_input` — minimize or maximize any scalar f(x), with optional projection;
+* `visualize_units` — activation maximization argmax_x h_lj(x) - λR(x) for many units at once;
+* `fgsm`, `pgd` — adversarial inputs within an ε-ball.
 
-Regularizers (:func:`l1`, :func:`l2`, :func:`total_variation`, :func:`blur_penalty`) and projections
-(:func:`box`, :func:`ball`, :func:`chain`) are small pure pieces that compose with them; pictures of the
-results are in :mod:`funcnet.plotting`.
+Regularizers (`l1`, `l2`, `total_variation`, `blur_penalty`) and projections
+(`box`, `ball`, `chain`) are small pure pieces that compose with them; pictures of the
+results are in `funcnet.plotting`.
 
 Inside: ``_loop`` (the one compiled loop every input optimization runs on), ``_frozen`` (an MLP's forward
 pass with its weights held fixed), ``_optimize``, ``_projections``, ``_regularizers``, ``_visualize`` and

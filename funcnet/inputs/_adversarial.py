@@ -226,12 +226,12 @@ def pgd(
         stacked on a new leading axis (one per ε).
       steps: number of steps (default 10).
       step_size: α; default ``2.5 ε / steps``.
-      attack: a :class:`Attack` holding the options below (instead of keywords).
+      attack: a `Attack` holding the options below (instead of keywords).
       key: PRNG key for the random start.
       return_history: also return the mean loss at every step, shape ``(steps + 1,)`` (per ε).
       return_success: also return the success mask ``(*batch,)`` (per ε): the prediction at x_adv differs
         from y (equals y when ``targeted``).
-      **options: the fields of :class:`Attack` as keywords: ``norm`` ("linf" sign steps or "l2" normalized
+      **options: the fields of `Attack` as keywords: ``norm`` ("linf" sign steps or "l2" normalized
         steps), ``random_start``, ``targeted``, ``clip=(lo, hi)`` (e.g. ``(0, 1)`` for pixels), ``loss``
         (``(logits, y) -> per-example losses`` instead of softmax cross-entropy, summed over the batch).
 
@@ -269,7 +269,7 @@ def fgsm(
 ):
     r"""Fast gradient sign method (Goodfellow et al.): one step of size ε, x_adv = clip(x + ε sign ∇_x ℓ(x, y)).
 
-    The one-step case of :func:`pgd` (``steps=1, step_size=eps``, no random start); same arguments
+    The one-step case of `pgd` (``steps=1, step_size=eps``, no random start); same arguments
     (``y=None``, a sequence of ε, ``return_success``; options ``norm, targeted, clip, loss``). With
     ``norm="l2"`` it is the fast gradient method, x + ε ∇ℓ/‖∇ℓ‖₂.
 

@@ -3,12 +3,12 @@ r"""Grouped options of the input optimizers, as small frozen (hashable) config o
 Each is checked when it is built — a bad value raises there, before anything compiles — and is hashable, so it
 serves as a static argument of the compiled programs:
 
-* :class:`Regularizers` — what keeps an activation-maximization image natural: penalties on x (L1, L2, total
+* `Regularizers` — what keeps an activation-maximization image natural: penalties on x (L1, L2, total
   variation, blur, closeness to the box edges) and transformation robustness (random shift, scale and rotation
   of the input the model sees at every step);
-* :class:`Parametrization` — how the optimized variable u becomes the input x = ρ(u): pixel or Fourier space
+* `Parametrization` — how the optimized variable u becomes the input x = ρ(u): pixel or Fourier space
   (with 1/f^decay scaling of the frequencies), and the squash that keeps x inside ``value_range``;
-* :class:`Attack` — the options of :func:`fgsm` / :func:`pgd` besides the data and ε.
+* `Attack` — the options of `fgsm` / `pgd` besides the data and ε.
 
 The public functions also take every field as a flat keyword (``l2=1e-3``); flat keywords build the config, and
 giving one option both ways is an error.
@@ -46,7 +46,7 @@ def _set(obj, name: str, value) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Regularizers:
-    r"""Penalties on the input and transformation robustness for :func:`visualize_units`.
+    r"""Penalties on the input and transformation robustness for `visualize_units`.
 
     The objective maximized for unit j is, with x = ρ(u) and T a random transformation drawn at every step,
 
@@ -165,7 +165,7 @@ class Parametrization:
 
 @dataclasses.dataclass(frozen=True)
 class Attack:
-    r"""Options of :func:`pgd` and :func:`fgsm` besides the model, the data and ε.
+    r"""Options of `pgd` and `fgsm` besides the model, the data and ε.
 
     Attributes:
       steps: number of PGD steps (an int ≥ 1; FGSM is one step).

@@ -1,4 +1,4 @@
-r"""Objectives for :func:`visualize_units`: what to maximize for unit j, composable as in Lucid.
+r"""Objectives for `visualize_units`: what to maximize for unit j, composable as in Lucid.
 
 An objective is a function ``f(out, unit) -> scalar`` of what the model computes at the input x and the unit
 index j. ``out`` is, for a funcnet MLP, ``model.activations(params, x)`` (one ``{"z", "a"}`` dict per weight
@@ -75,7 +75,7 @@ class Objective:
 
 
 def objective(f: Callable[[Any, Any], Any] | Objective) -> Objective:
-    """Wrap ``f(out, unit) -> scalar`` as a composable :class:`Objective` (objectives pass through)."""
+    """Wrap ``f(out, unit) -> scalar`` as a composable `Objective` (objectives pass through)."""
     if isinstance(f, Objective):
         return f
     if not callable(f):

@@ -3,9 +3,9 @@
 Each projection is a small pytree (its bounds are leaves), so it is passed into compiled code as data:
 changing a bound does not recompile. Call one like a function: ``box(0, 1)(x)``.
 
-* :func:`box` — C = {x : lower ≤ x ≤ upper}, Π(x) = clip(x, lower, upper);
-* :func:`ball` — C = {x : ‖x - center‖ ≤ radius} in the L2 or L∞ norm (``optax.projections``);
-* :func:`chain` — apply several in turn (e.g. a ball, then the pixel box).
+* `box` — C = {x : lower ≤ x ≤ upper}, Π(x) = clip(x, lower, upper);
+* `ball` — C = {x : ‖x - center‖ ≤ radius} in the L2 or L∞ norm (``optax.projections``);
+* `chain` — apply several in turn (e.g. a ball, then the pixel box).
 """
 
 from __future__ import annotations

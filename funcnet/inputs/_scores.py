@@ -21,7 +21,7 @@ __all__ = ["ClassImageScores", "class_image_scores"]
 
 
 class ClassImageScores(NamedTuple):
-    """Scores of class images; see :func:`class_image_scores`."""
+    """Scores of class images; see `class_image_scores`."""
 
     correlation: np.ndarray          # (n,) corr(v_k, mean image of class k)
     mean_correlation: float          # its mean over the images
@@ -49,7 +49,7 @@ def class_image_scores(images, X, y, other_logits_fn: Optional[Callable[[Any], A
       classes: the class of each image (default ``0..n-1``).
 
     Returns:
-      :class:`ClassImageScores` (``correlation``, ``mean_correlation``, ``nearest``, ``transfer_predicted``,
+      `ClassImageScores` (``correlation``, ``mean_correlation``, ``nearest``, ``transfer_predicted``,
       ``transfer``).
 
     Examples:

@@ -1,11 +1,11 @@
 r"""Activation maximization: the input that most excites a unit, for many units in one compiled call.
 
-For unit j, with x = ρ(u) the parametrization (:class:`Parametrization`) and T a random transformation drawn at
-every step (:class:`Regularizers`' jitter, scale, rotate),
+For unit j, with x = ρ(u) the parametrization (`Parametrization`) and T a random transformation drawn at
+every step (`Regularizers`' jitter, scale, rotate),
 
     u* = argmax_u  E_T[ f(out(T(ρ(u))), j) ] - R(ρ(u))
 
-where f is the objective (a name or a composable :class:`Objective`) and R the weighted penalties. Solved with
+where f is the objective (a name or a composable `Objective`) and R the weighted penalties. Solved with
 Adam (or any optax optimizer) in one ``lax.scan``, ``vmap``-ed over the requested units, inside one ``jit``
 whose static configuration is cached: a second call with the same configuration reuses it.
 """
@@ -269,7 +269,7 @@ def visualize_units(
     cached on the static configuration: repeating a call with new params, units, key or init does not recompile.
 
     Args:
-      model: a :class:`funcnet.MLP`, or any ``apply(params, x) -> out`` function (x of ``input_shape``;
+      model: a `funcnet.MLP`, or any ``apply(params, x) -> out`` function (x of ``input_shape``;
         params any pytree — a Flax or Equinox model's apply and parameters work the same way).
       params: the trained parameters (held fixed).
       units: unit indices (an int, a range or a sequence); for a named objective, indices into layer ``layer``
@@ -281,18 +281,18 @@ def visualize_units(
       optimizer: an optax transformation to use instead of Adam.
       objective: a name — ``"margin"`` (the default on the output layer: z_j - log Σ_{k≠j} e^{z_k}), ``"logit"``,
         ``"probability"``, ``"log_probability"``, ``"activation"`` (the default on hidden layers),
-        ``"pre_activation"`` — or a callable ``f(out, unit) -> scalar`` / :class:`Objective` (objectives add and
+        ``"pre_activation"`` — or a callable ``f(out, unit) -> scalar`` / `Objective` (objectives add and
         scale); ``out`` is ``model.activations(params, x)`` for an MLP and ``apply(params, x)`` otherwise.
       input_shape: the input's shape, channels-last: ``(n_0,)``, ``(H, W)`` or ``(H, W, C)``; for an MLP its size
         must be the input width (default ``(n_0,)``); required for an apply function.
       init: start input(s): None starts from small noise; an array of shape ``input_shape`` (shared) or
         ``(len(units), *input_shape)`` starts there (deep-dream style).
-      regularizers: a :class:`Regularizers` (penalties and random transformations).
-      parametrization: a :class:`Parametrization` (pixel or Fourier space, value range and squash); a string
+      regularizers: a `Regularizers` (penalties and random transformations).
+      parametrization: a `Parametrization` (pixel or Fourier space, value range and squash); a string
         is taken as the squash name.
       return_history: also return the objective per unit and step.
-      **options: any field of :class:`Regularizers` (``l1, l2, tv, blur, blur_sigma, edge, jitter, scale,
-        rotate, extra``; ``regularizers=[(w, R), ...]`` as ``extra``) or of :class:`Parametrization` (``space,
+      **options: any field of `Regularizers` (``l1, l2, tv, blur, blur_sigma, edge, jitter, scale,
+        rotate, extra``; ``regularizers=[(w, R), ...]`` as ``extra``) or of `Parametrization` (``space,
         value_range, squash, decay, init_scale``) as a flat keyword, changing that field of the default recipe.
         Giving a field both here and in a config object is a ``TypeError``.
 

@@ -1,7 +1,7 @@
 """The tracer's user-facing functions: reverse mode (grad, vjp), forward mode (jvp), and their compositions.
 
 Each opens one trace, boxes the inputs, runs the function, and either walks the graph backwards
-(:func:`~funcnet.tracer._core.backward`) or reads the output's tangent. Nesting them nests traces,
+(`funcnet.tracer._core.backward`) or reads the output's tangent. Nesting them nests traces,
 so any order of any mode works: ``grad(grad(f))``, ``jacfwd(jacrev(f))``, ``grad`` of a ``jvp``.
 """
 
@@ -135,7 +135,7 @@ def _one(value):
 
 
 def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
-    """Like :func:`grad`, but the function returns ``(f(*args), gradient)``.
+    """Like `grad`, but the function returns ``(f(*args), gradient)``.
 
     With ``has_aux=True``, ``f`` returns ``(value, aux)`` and the result is ``((value, aux), gradient)``,
     as in ``jax.value_and_grad``.
@@ -183,7 +183,7 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -
       array([2., 4.])
 
     Raises:
-      TypeError: for integer or boolean inputs, or a non-scalar output (use :func:`vjp` or :func:`jacrev`).
+      TypeError: for integer or boolean inputs, or a non-scalar output (use `vjp` or `jacrev`).
     """
     vg = value_and_grad(f, argnums, has_aux)
 
@@ -238,7 +238,7 @@ def jvp(f: Callable, primals: Sequence, tangents: Sequence) -> tuple[Any, Any]:
 
 
 def _jvp(f, primals, tangents, observer=None):
-    """:func:`jvp`, plus the input boxes; ``observer`` sees every box the forward trace makes."""
+    """`jvp`, plus the input boxes; ``observer`` sees every box the forward trace makes."""
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents; give one tangent per primal")
@@ -315,7 +315,7 @@ def _stack_last(cols, in_shape):
 
 
 def jacfwd(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
-    """The Jacobian by forward mode (one :func:`jvp` per input element), shape ``out.shape + x.shape``."""
+    """The Jacobian by forward mode (one `jvp` per input element), shape ``out.shape + x.shape``."""
     return _jacobian(f, argnums, "fwd")
 
 
@@ -332,7 +332,7 @@ def hessian(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
 def hvp(f: Callable, primals: Sequence, tangents: Sequence):
     """The Hessian-vector product ``∇²f(x)·v`` without forming the Hessian: ``jvp`` of ``grad`` (forward over reverse).
 
-    ``primals``/``tangents`` as in :func:`jvp`; ``f`` is scalar. Returns the product with the
+    ``primals``/``tangents`` as in `jvp`; ``f`` is scalar. Returns the product with the
     structure of the primals (a tuple for several arguments, as ``jax.jvp(jax.grad(f, argnums), ...)``).
     """
     nums = tuple(range(len(primals)))
@@ -358,14 +358,14 @@ def no_grad():
 
 
 def name(x, label: str):
-    """Label a traced value for :func:`funcnet.tracer.trace` (``q = name(x + y, "q")``); returns ``x``."""
+    """Label a traced value for `funcnet.tracer.trace` (``q = name(x + y, "q")``); returns ``x``."""
     if isinstance(x, Box):
         x.label = label
     return x
 
 
 def primitive(fun: Callable, name: str | None = None) -> Primitive:
-    """Wrap a function of plain NumPy values as a primitive; give it rules with :func:`defvjp`/:func:`defjvp`."""
+    """Wrap a function of plain NumPy values as a primitive; give it rules with `defvjp`/`defjvp`."""
     return fun if isinstance(fun, Primitive) else Primitive(fun, name)
 
 
@@ -388,9 +388,9 @@ def defvjp(prim, *rules, broadcasts: bool = False) -> Primitive:
     Each rule returns the cotangent of its argument given the output cotangent ``g`` and the output
     ``ans``; ``None`` marks an argument as non-differentiable. Write rules with operators and
     ``funcnet.tracer.numpy`` functions so that higher-order derivatives work. ``prim`` may be a
-    primitive from :func:`primitive`, a NumPy function such as ``np.cumsum`` (NumPy calls on traced
+    primitive from `primitive`, a NumPy function such as ``np.cumsum`` (NumPy calls on traced
     values then dispatch to the new primitive), or a function decorated with
-    :func:`funcnet.tracer.overridable` (called on traced values, it becomes one node with this rule).
+    `funcnet.tracer.overridable` (called on traced values, it becomes one node with this rule).
     Returns the primitive.
 
     Examples:
@@ -408,7 +408,7 @@ def defjvp(prim, *rules, broadcasts: bool = False) -> Primitive:
     """Register forward-mode rules: one ``rule(t, ans, *args, **kwargs)`` per positional argument.
 
     Each rule returns the output's tangent caused by the tangent ``t`` of its argument (the tangents
-    of several arguments are added). ``prim`` as in :func:`defvjp`.
+    of several arguments are added). ``prim`` as in `defvjp`.
 
     Examples:
       >>> import numpy as np

@@ -2,20 +2,20 @@
 
 Read this file top to bottom; it is all of automatic differentiation that is not a derivative rule.
 
-* A :class:`Box` wraps a value that depends on the inputs being differentiated, and belongs to one
-  :class:`Trace`. A reverse trace's box also remembers how it was made (the primitive, its
+* A `Box` wraps a value that depends on the inputs being differentiated, and belongs to one
+  `Trace`. A reverse trace's box also remembers how it was made (the primitive, its
   arguments, its parent boxes), so the graph can be walked backwards; a forward trace's box
   carries a *tangent*, the directional derivative of its value, computed as the value is.
-* A :class:`Primitive` is a function of plain values with derivative rules (kept in ``vjps`` and
+* A `Primitive` is a function of plain values with derivative rules (kept in ``vjps`` and
   ``jvps``, one per positional argument, filled in by ``_rules.py``). Calling it on boxes
   *binds* it: it finds the innermost trace among its arguments and lets that trace process the
-  call (:func:`bind`).
+  call (`bind`).
 * Traces nest: each new trace has a larger ``level``. A trace unboxes only its own boxes and calls
   the primitive again on what is left, so the outer traces record what the inner one computes.
   Rules are written with primitives too, so the derivative computations of an inner trace are
   themselves recorded by the outer ones. That is all higher order needs: ``grad(grad(f))``,
   ``jvp`` of a ``grad`` (forward over reverse), ``grad`` of a ``jvp``.
-* :func:`backward` visits a reverse trace's graph from the output back to the inputs in reverse
+* `backward` visits a reverse trace's graph from the output back to the inputs in reverse
   topological order, calling each node's VJP rules and summing cotangents where a value fans out.
 
 Boxes hold their parents and never their children, and traces hold no boxes, so graphs have no
@@ -57,14 +57,14 @@ class Box:
 
     Attributes:
       value: the value, a NumPy array or scalar, or a box of an outer trace.
-      trace: the :class:`Trace` that made this box.
+      trace: the `Trace` that made this box.
       prim, raw, kwargs: the primitive that produced it and the arguments it was called with, this
         trace's boxes replaced by their values (what the rules receive); ``prim`` is None for an input.
       parents: one entry per positional argument: the argument's box in this trace, or None for a
         constant (reverse traces only).
       tangent: the directional derivative of ``value`` (forward traces only; None means zero).
       seq: creation number; sorting by it is a topological order.
-      label: a name for :func:`funcnet.tracer.trace` (None unless set).
+      label: a name for `funcnet.tracer.trace` (None unless set).
     """
 
     __slots__ = ("value", "trace", "prim", "raw", "kwargs", "parents", "tangent", "seq", "label")
@@ -116,7 +116,7 @@ class Primitive:
         return self.fun(*args, **kwargs)        # plain values: nothing to record
 
     def rule(self, kind: str, i: int) -> Callable:
-        """The ``"vjp"`` or ``"jvp"`` rule of argument ``i``; :class:`MissingRuleError` if there is none."""
+        """The ``"vjp"`` or ``"jvp"`` rule of argument ``i``; `MissingRuleError` if there is none."""
         rules = self.vjps if kind == "vjp" else self.jvps
         rule = rules[i] if i < len(rules) else None
         if rule is None:
@@ -173,7 +173,7 @@ class Trace:
 
 
 class ReverseTrace(Trace):
-    """Records every primitive application, so that :func:`backward` can walk it in reverse."""
+    """Records every primitive application, so that `backward` can walk it in reverse."""
 
     def process(self, prim, args, kwargs):
         raw, parents = self.unbox(args)

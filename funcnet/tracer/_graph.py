@@ -1,6 +1,6 @@
 """Seeing the machinery: ``trace(f, *args)`` records a graph and its backward pass, step by step.
 
-The backward pass is the core's own walk (:func:`~funcnet.tracer._core.backward`), narrated by an
+The backward pass is the core's own walk (`funcnet.tracer._core.backward`), narrated by an
 observer; with ``tangents=`` the forward pass of tangents (forward mode) is narrated as well, by
 running the core's forward trace with an observer.
 """
@@ -95,14 +95,14 @@ class Graph:
         raise KeyError(f"expected a Node of this graph, a node name or an index below {len(self.nodes)}; got {key!r}")
 
     def consumers(self, node) -> list[Node]:
-        """The nodes that take ``node`` (a :class:`Node`, its name or its index) as an argument."""
+        """The nodes that take ``node`` (a `Node`, its name or its index) as an argument."""
         k = self._index(node)
         return [n for n in self.nodes if n._replay is not None and k in n._replay[3].values()]
 
     def replay(self, overrides: dict) -> np.ndarray:
         """The output recomputed with some node values replaced, on plain NumPy values.
 
-        ``overrides`` maps nodes (a :class:`Node`, its name or its index in ``nodes``) to
+        ``overrides`` maps nodes (a `Node`, its name or its index in ``nodes``) to
         new values of the same shape. Every node downstream of a replaced one is
         recomputed with its primitive's NumPy function and the recorded constant
         arguments; the others keep their recorded values. Nothing is traced, and the
@@ -131,7 +131,7 @@ class Graph:
         return vals[self.nodes.index(self.output)]
 
     def text(self) -> str:
-        """The explanation printed by :meth:`explain`, as a string."""
+        """The explanation printed by `explain`, as a string."""
         L = self.output.name
         lines = ["Forward pass (values):"]
         for n in self.nodes:
@@ -197,8 +197,8 @@ def trace(f: Callable, *args, argnums=None, tangents=None) -> Graph:
     """Run ``f(*args)`` with recording on and return the graph with values and gradients.
 
     Inputs are named after ``f``'s parameters (``w[0]['b']`` for pytree leaves); intermediate values
-    are ``v1, v2, ...`` unless labelled with :func:`funcnet.tracer.name`. The output must be a scalar.
-    With ``tangents`` (one per argument in ``argnums``, like :func:`funcnet.tracer.jvp`'s), the
+    are ``v1, v2, ...`` unless labelled with `funcnet.tracer.name`. The output must be a scalar.
+    With ``tangents`` (one per argument in ``argnums``, like `funcnet.tracer.jvp`'s), the
     forward pass is also run in forward mode and every node gets its ``tangent``: the lectures'
     forward-mode table, printed by ``explain()`` after the backward pass.
 

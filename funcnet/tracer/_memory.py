@@ -1,9 +1,9 @@
 """grad's memory policy: what makes ``tracer.grad`` as lean and fast as hand-written backprop.
 
-A plug-in, kept out of the core. ``tracer.grad`` records its graph with a :class:`MemoryTrace`
-(a :class:`~funcnet.tracer._core.ReverseTrace` subclass) when it is the outermost trace, and walks it
-backwards with a :class:`Spender` observer. The graph is used exactly once, which allows three things
-a general graph cannot do, each only for arrays of at least :data:`SETTINGS` ``.min_bytes`` (64 KiB;
+A plug-in, kept out of the core. ``tracer.grad`` records its graph with a `MemoryTrace`
+(a `funcnet.tracer._core.ReverseTrace` subclass) when it is the outermost trace, and walks it
+backwards with a `Spender` observer. The graph is used exactly once, which allows three things
+a general graph cannot do, each only for arrays of at least `SETTINGS` ``.min_bytes`` (64 KiB;
 smaller values are not worth the bookkeeping):
 
 1. **Keep only what rules read.** A node keeps its arguments only if its VJP rules read them
@@ -11,9 +11,9 @@ smaller values are not worth the bookkeeping):
 2. **Reuse spent temporaries.** In ``(a @ w) + b`` nothing can read ``a @ w`` again, so ``b`` is added
    in its buffer (what NumPy's temporary elision does for plain arrays). Whether a box is such a
    temporary is read from CPython's reference counts, compared against the counts a temporary has
-   on the running interpreter, measured once on first use (:func:`calibrate`).
+   on the running interpreter, measured once on first use (`calibrate`).
 3. **Release after the forward pass, and during the backward pass.** A value that no rule reads and
-   nothing outside the graph holds is dropped when the forward pass ends (:func:`release_forward`);
+   nothing outside the graph holds is dropped when the forward pass ends (`release_forward`);
    the backward walk unlinks each node once it has been differentiated, so every forward value is
    freed right after its last use.
 
@@ -149,7 +149,7 @@ class MemoryTrace(ReverseTrace):
 
 
     def _process_small(self, prim, args):
-        """The common case, as :meth:`process` but without its generic steps: one or two arguments,
+        """The common case, as `process` but without its generic steps: one or two arguments,
         no keywords, plain values under this trace's boxes, a small answer (or None to take the long way)."""
         bt = self.box_type
         x = args[0]
@@ -196,7 +196,7 @@ def _spent(x: Box, y) -> bool:
 def calibrate(box_type) -> None:
     """Measure the reference counts of a temporary on this interpreter, by running ``-box + 1.0``.
 
-    The probe replaces :func:`_spent` for one call along the operator path that user code takes, so
+    The probe replaces `_spent` for one call along the operator path that user code takes, so
     the counts include every frame of that path. 0 (never spent) where counts are not exact.
     """
     global _spent

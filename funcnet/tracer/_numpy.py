@@ -1,15 +1,15 @@
-"""Traced arrays: :class:`ArrayBox` (the box with NumPy's operators and protocols) and the Array API namespace.
+"""Traced arrays: `ArrayBox` (the box with NumPy's operators and protocols) and the Array API namespace.
 
-``box.__array_namespace__()`` returns :data:`namespace`, so code written as
+``box.__array_namespace__()`` returns `namespace`, so code written as
 ``xp = array_namespace(x); xp.exp(x)`` runs on boxes exactly as it runs on NumPy or JAX arrays.
 NumPy's own functions reach the rule table too: ``np.exp(box)`` through ``__array_ufunc__``,
 ``np.sort(box)`` through ``__array_function__``, and funcnet functions marked ``overridable``
 (``funcnet.activations.log_softmax``) through ``__funcnet_function__``, each found by the function
-object in :data:`funcnet.tracer._rules.FUNCTIONS`.
+object in `funcnet.tracer._rules.FUNCTIONS`.
 
 A traced value never leaves its trace silently: ``float(box)``, ``int``, ``bool``, ``np.asarray(box)``,
-``box.item()``, ``math.exp(box)``, ``ndarray[i] = box`` raise :class:`ConcretizationError`, and a NumPy
-function without a rule raises :class:`~funcnet.tracer._core.MissingRuleError`. Functions whose result
+``box.item()``, ``math.exp(box)``, ``ndarray[i] = box`` raise `ConcretizationError`, and a NumPy
+function without a rule raises `funcnet.tracer._core.MissingRuleError`. Functions whose result
 carries no gradient in JAX either (comparisons, ``argmax``, ``floor``, ``isfinite``) run on plain values.
 """
 

@@ -8,7 +8,7 @@ One entry gives the NumPy function, the rules, and what the reverse rules read::
 
 ``unary``/``binary`` take the *local derivative* of an elementwise function and derive both rules:
 the VJP ``g * d`` and the JVP ``t * d`` (``binary`` also undoes broadcasting). Anything else uses
-:func:`define`, with one rule per positional argument::
+`define`, with one rule per positional argument::
 
     reshape = define(lambda x, shape: np.reshape(x, shape), "reshape",
                      vjp=lambda g, ans, x, shape: reshape(g, _shape(x)),
@@ -19,19 +19,19 @@ Conventions:
 * ``vjp(g, ans, *args, **kwargs)`` returns the cotangent of its argument (the output's cotangent
   ``g`` pulled back); ``jvp(t, ans, *args, **kwargs)`` returns the output's tangent caused by the
   tangent ``t`` of its argument. ``None`` marks an argument as not differentiable (integer indices,
-  labels); differentiating it raises :class:`~funcnet.tracer._core.MissingRuleError` naming the
+  labels); differentiating it raises `funcnet.tracer._core.MissingRuleError` naming the
   primitive and argument. A variadic primitive gives one rule ``rule(i, g, ans, *args)`` wrapped in
-  :class:`EveryArgument`.
+  `EveryArgument`.
 * Rules are written with the primitives of this file and operators, never bare NumPy on their
   inputs, so an outer trace records them (higher order). Masks of plain values (``x >= 0``) are fine.
 * ``broadcasts=True`` (elementwise n-ary primitives): the VJP's result is summed back to its
-  argument's shape by :func:`unbroadcast`, and the JVP's result is broadcast to the output's shape.
+  argument's shape by `unbroadcast`, and the JVP's result is broadcast to the output's shape.
 * ``reads`` declares what the VJP rules read: ``"ans"`` (the output), ``"args"`` (argument values),
   ``"shape"`` (only the arguments' shapes and dtypes). grad's memory policy (``_memory.py``) drops
   whatever is not read. Undeclared means ``("ans", "args")``: safe, never wrong.
 * ``dispatch=`` lists the functions that become the primitive when called on traced values: NumPy
   functions and ufuncs (``np.exp(box)``, through NumPy's protocols) and funcnet functions marked
-  ``overridable`` (``funcnet.activations.log_softmax``); :data:`FUNCTIONS` maps each to the primitive.
+  ``overridable`` (``funcnet.activations.log_softmax``); `FUNCTIONS` maps each to the primitive.
 * At kinks the rules follow ``jax.grad``: ``abs'(0) = 1``; ``sign' = 0``; ``maximum``/``minimum``
   split a tie half and half (so ``clip`` at a bound gives 0.5); ``max``/``min`` reductions split
   the gradient equally among ties; ``where`` sends it to the chosen branch only; ``x ** y`` with

@@ -10,7 +10,7 @@ The lectures' loop, written by hand::
             params = params + updates
         val_loss = loss_fn(params, val_data)                # early stopping watches this
 
-:func:`fit` runs exactly this, one compiled call per epoch: the batches are a
+`fit` runs exactly this, one compiled call per epoch: the batches are a
 ``lax.scan`` over the shuffled indices with the data on the device, the short
 last batch is one more step of its own (fixed) shape, and the host reads the
 results once per epoch.
@@ -94,7 +94,7 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
         (always use the returned ones).
       mesh: optional ``jax.sharding.Mesh`` with a ``"data"`` axis (or a list of devices): the batch is split
         along ``"data"`` (its leading size must be a multiple of the axis size), params and opt_state are
-        replicated, and XLA all-reduces the gradient. See :mod:`funcnet.sharding`.
+        replicated, and XLA all-reduces the gradient. See `funcnet.sharding`.
 
     Returns:
       The jitted step. It compiles once per input shape/dtype; later calls with
@@ -141,7 +141,7 @@ def _check_optimizer(optimizer) -> None:
 
 @dataclasses.dataclass
 class History:
-    """What :func:`fit` saw, one entry per completed epoch.
+    """What `fit` saw, one entry per completed epoch.
 
     Attributes:
       train_loss: example-weighted mean of the mini-batch losses over the epoch
@@ -156,7 +156,7 @@ class History:
       best_epoch: index (0-based) of the epoch with the lowest ``val_loss``, or None.
       stopped_early: True when early stopping ended the run.
       stop_reason: why training ended before ``epochs`` (early stopping, non-finite loss), or None.
-      wall_time: total seconds spent in :func:`fit` (setup and compilation included).
+      wall_time: total seconds spent in `fit` (setup and compilation included).
     """
 
     train_loss: list = dataclasses.field(default_factory=list)
@@ -192,13 +192,13 @@ class History:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "History":
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of `to_dict`."""
         fields = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in fields}
         return cls(**{**kw, "metrics": {k: list(v) for k, v in kw.get("metrics", {}).items()}})
 
     def to_json(self, path) -> None:
-        """Write :meth:`to_dict` as JSON."""
+        """Write `to_dict` as JSON."""
         with open(path, "w") as f:
             json.dump(self.to_dict(), f, indent=2)
             f.write("\n")
@@ -273,7 +273,7 @@ def _check_loss_on(loss_fn: LossFn, params: Any, data: Any, name: str) -> None:
     The parameters are abstract (``jax.eval_shape``), so the model's arithmetic is
     only traced, never executed or compiled, whatever the size of ``data``. The data
     stay concrete, so checks that need their values, e.g. the label-range check of
-    the losses in :mod:`funcnet.losses` (skipped under ``jit``, where labels are
+    the losses in `funcnet.losses` (skipped under ``jit``, where labels are
     traced), see the real labels. The scalar-output check of ``loss_fn`` runs too.
     """
     try:
@@ -527,7 +527,7 @@ def _build_epoch(loss_fn, optimizer, *, n, bs, drop_last, on_nonfinite, metrics,
     """The compiled epoch ``(params, opt_state, train, val, key) -> (params, opt_state, stats)`` and its step count.
 
     ``params`` and ``opt_state`` are donated, except with ``on_nonfinite="stop"``: there the caller's
-    start-of-epoch arrays stay valid, the snapshot a replay starts from (see :func:`_build_replay`).
+    start-of-epoch arrays stay valid, the snapshot a replay starts from (see `_build_replay`).
     """
     epoch, steps = _epoch_program(loss_fn, optimizer, n=n, bs=bs, drop_last=drop_last, on_nonfinite=on_nonfinite,
                                   metrics=metrics, has_val=has_val, lr_path=lr_path, mesh=mesh, replay=False)
@@ -609,7 +609,7 @@ def fit(
       params: the initial parameter pytree (not modified; fit works on a copy).
       data: pytree of arrays sharing the leading length n, e.g. ``(X, y)``.
       optimizer: any optax optimizer, e.g. ``optax.adam(1e-3)`` or
-        :func:`funcnet.optim.ema_momentum`. Wrap it in ``optax.inject_hyperparams``
+        `funcnet.optim.ema_momentum`. Wrap it in ``optax.inject_hyperparams``
         to record the learning rate per epoch.
       epochs: number of passes over the data (>= 1).
       batch_size: examples per step; ``None`` for full-batch gradient descent,
@@ -627,7 +627,7 @@ def fit(
       drop_last: skip the short last batch instead of stepping on it (the examples
         left out differ every epoch, since the data are reshuffled).
       on_nonfinite: what a NaN/inf loss or gradient does: ``"stop"`` (default) ends
-        training with a :class:`NonFiniteLossWarning` and returns the last finite
+        training with a `NonFiniteLossWarning` and returns the last finite
         parameters; ``"skip"`` skips those steps (counted in
         ``history.skipped_steps``); ``"ignore"`` applies them unchecked.
         ``"stop"`` costs (almost) nothing per step: the compiled epoch checks every
@@ -639,7 +639,7 @@ def fit(
         ``optax.zero_nans``). ``"skip"`` selects per step between the new and the
         old parameters and state, which costs memory traffic on every step.
       checkpoint: file to save ``(params, opt_state, epoch, history)`` to every
-        ``checkpoint_every`` epochs and at the end, atomically (:func:`funcnet.save`).
+        ``checkpoint_every`` epochs and at the end, atomically (`funcnet.save`).
       checkpoint_every: epochs between checkpoints.
       resume: continue from ``checkpoint`` if it exists: training picks up after the
         saved epoch and follows the same trajectory as an uninterrupted run with the
@@ -648,7 +648,7 @@ def fit(
         more than 2 s; ``True`` always; ``False`` never.
       check_data: before compiling, check that the float data are finite and trace
         ``loss_fn`` on the (concrete) data with abstract parameters, so that data
-        errors (e.g. labels out of range, which the losses in :mod:`funcnet.losses`
+        errors (e.g. labels out of range, which the losses in `funcnet.losses`
         check on concrete labels) are reported clearly. Nothing is computed but the
         finite check: the cost does not grow with the model.
       mesh: data-parallel training on a ``jax.sharding.Mesh`` with a ``"data"`` axis (or a list of
@@ -659,7 +659,7 @@ def fit(
 
     Returns:
       ``(params, history)``: the trained (or best, with ``patience``) parameters and a
-      :class:`History`.
+      `History`.
 
     Raises:
       ValueError: mismatched leading lengths, empty data, ``batch_size`` larger than
@@ -895,7 +895,7 @@ def accuracy(logits, labels) -> jax.Array:
 
 
 class Selection(NamedTuple):
-    """Result of :func:`select_hyperparameters`."""
+    """Result of `select_hyperparameters`."""
 
     best_config: Any
     best_index: int
@@ -929,7 +929,7 @@ def select_hyperparameters(
       higher_is_better: True for accuracy, False for a loss.
 
     Returns:
-      A :class:`Selection` with ``best_config``, ``best_index``, ``best_params``,
+      A `Selection` with ``best_config``, ``best_index``, ``best_params``,
       ``val_scores`` (one per config), ``test_score`` and ``histories``.
     """
     configs = list(configs)
