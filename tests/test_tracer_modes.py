@@ -20,8 +20,14 @@ import pytest
 import funcnet as fn
 from funcnet import tracer
 
-jax.config.update("jax_enable_x64", True)
 RTOL = 1e-10
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """float64 for every test here, restored afterwards (a global switch would leak into other files)."""
+    with jax.enable_x64(True):
+        yield
 
 
 def close(a, b, rtol=RTOL, atol=1e-12):
