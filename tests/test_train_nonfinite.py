@@ -129,8 +129,9 @@ def test_stop_returns_the_last_finite_params(kind, bad_step, opt_name):
 @pytest.mark.parametrize("kind", ["grad"])
 def test_stop_equals_skip_when_every_later_step_is_bad(kind):
     """Once tripped, t no longer moves under "skip", so every later step is skipped: both modes end on the
-    same parameters (both keep them with a per-step select), bit for bit. (A bad *loss* makes "stop" step
-    back one more step, so only a bad gradient compares.)"""
+    same parameters (both keep them with a per-step select), up to float32 rounding (two compiled programs
+    may fuse differently: rtol 1e-6). A bad *loss* makes "stop" step back one more step, so only a bad
+    gradient compares."""
     data = _data()
     key = jax.random.key(3)
     loss_fn = _loss_for(STEPS + 5, kind)
@@ -139,9 +140,9 @@ def test_stop_equals_skip_when_every_later_step_is_bad(kind):
         stopped, h_stop = fn.fit(loss_fn, _params(), data, epochs=3, **kw)
     skipped, h_skip = fn.fit(loss_fn, _params(), data, epochs=2, on_nonfinite="skip", **kw)
     for a, b in zip(jax.tree.leaves(stopped), jax.tree.leaves(skipped)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-8)
     assert h_skip.skipped_steps == [0, STEPS - 5]
-    assert h_stop.train_loss == h_skip.train_loss
+    np.testing.assert_allclose(h_stop.train_loss, h_skip.train_loss, rtol=1e-6)
 
 
 def test_stop_is_deterministic_and_runs_the_replay_only_when_needed(monkeypatch):
