@@ -46,6 +46,7 @@ class Programs(NamedTuple):
 
     epoch: Callable     # (params, opt_state, train, val, key) -> (params, opt_state, DeviceStats)
     replay: Callable    # (params, opt_state, train, val, key, limit) -> (params, opt_state, DeviceStats)
+    loss_finite: Callable   # (params, train) -> bool scalar: the loss on the whole training set is finite
 
 
 class DeviceStats(NamedTuple):
@@ -209,8 +210,10 @@ def programs(loss_fn, optimizer, spec: EpochSpec) -> Programs:
     mode = spec.on_nonfinite
     epoch = jax.jit(_epoch_fn(checked, optimizer, spec, mode), donate_argnums=() if mode == "stop" else (0, 1))
     replay = jax.jit(_epoch_fn(checked, optimizer, spec, "replay"))
+    loss_finite = jax.jit(lambda p, t: jnp.isfinite(checked(p, t)))
     max_steps = np.int32(spec.layout.steps)
-    return Programs(epoch=lambda p, s, t, v, k: epoch(p, s, t, v, k, max_steps), replay=replay)
+    return Programs(epoch=lambda p, s, t, v, k: epoch(p, s, t, v, k, max_steps), replay=replay,
+                    loss_finite=loss_finite)
 
 
 def get_programs(loss_fn, optimizer, spec: EpochSpec) -> tuple[Programs, bool]:

@@ -25,7 +25,7 @@ from funcnet.train._callbacks import call_callbacks, make_progress
 from funcnet.train._epoch import EpochSpec, Programs, get_programs, host_stats, tree_finite
 from funcnet.train._history import EpochStats, History, NonFiniteLossWarning
 from funcnet.train._plan import Plan, _check_bool, check_inputs, lr_path, make_plan, probe_descent, set_hyperparams
-from funcnet.train._step import LossFn, scalar_loss
+from funcnet.train._step import LossFn
 
 __all__ = ["fit", "run_epoch", "TrainState", "EarlyStopping", "FitResult"]
 
@@ -82,23 +82,25 @@ def _guard(progs: Programs, spec: EpochSpec, snap: _Snapshot, prev: _Snapshot | 
 
     The result is the parameters after the last finite step whose successor's loss was finite: with the
     first bad step k, θ_k when only its gradient or update was non-finite (its loss was finite), else
-    θ_{k-1} — one step further back, into the previous epoch when k is its first step.
+    θ_{k-1} — one step further back, into the previous epoch when k is its first step. While the loss of
+    that candidate on the whole training set is not finite either (a blow-up), one more step back.
     """
     steps = spec.layout.steps
-    state, r = run_epoch(progs.replay, snap.state, data, val, snap.key, spec, np.int32(steps))
+    _, r = run_epoch(progs.replay, snap.state, data, val, snap.key, spec, np.int32(steps))
     if not r.stopped:
         return None
-    k = r.first_bad
-    where, what = f"epoch {snap.epoch}, step {k + 1} of {steps}", "loss" if r.bad_loss else "gradient or update"
-    if not r.bad_loss:
-        return _Guarded(state, r if r.applied else None, where, what, back=False)
-    if k >= 1:
-        state, r2 = run_epoch(progs.replay, snap.state, data, val, snap.key, spec, np.int32(k - 1))
-        return _Guarded(state, r2._replace(skipped=1, first_bad=k) if r2.applied else None, where, what, False)
-    if prev is None:  # the first step of the run (or of a resumed run): only the starting parameters remain
-        return _Guarded(snap.state, None, where, what, back=False)
-    state, r2 = run_epoch(progs.replay, prev.state, data, val, prev.key, spec, np.int32(steps - 1))
-    return _Guarded(state, r2._replace(skipped=1, first_bad=steps - 1) if r2.applied else None, where, what, True)
+    base, limit = snap, r.first_bad - 1 if r.bad_loss else r.first_bad
+    if limit < 0 and prev is not None:
+        base, limit = prev, steps - 1
+    limit = max(limit, 0)
+    while True:
+        state, kept = run_epoch(progs.replay, base.state, data, val, base.key, spec, np.int32(limit))
+        if limit == 0 or bool(progs.loss_finite(state.params, data)):
+            break
+        limit -= 1
+    where = f"epoch {snap.epoch}, step {r.first_bad + 1} of {steps}"
+    record = kept._replace(skipped=1, first_bad=r.first_bad) if kept.applied else None
+    return _Guarded(state, record, where, "loss" if r.bad_loss else "gradient or update", back=base is prev)
 
 
 def _record(history: History, stats: EpochStats, seconds: float, show, epoch: int) -> dict:
@@ -331,7 +333,7 @@ def fit(
                      resume=resume, callbacks=callbacks, mesh=mesh)
     show = make_progress(progress, plan.epochs)
     data, val = _place(data, plan.mesh), _place(val_data, plan.mesh)
-    check_inputs(plan, scalar_loss(loss_fn), params, data, val, check_data=_check_bool(check_data, "check_data"))
+    check_inputs(plan, loss_fn, params, data, val, check_data=_check_bool(check_data, "check_data"))
     probe_descent(optimizer, params, hyperparams)
     state, start, history, stopping = _initial_state(plan, optimizer, params, hyperparams)
     spec = EpochSpec(plan.layout, plan.on_nonfinite, plan.has_val, plan.metrics, lr_path(state.opt_state), plan.mesh)

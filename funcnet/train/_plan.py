@@ -17,7 +17,7 @@ import optax
 
 from funcnet import sharding as _sharding
 from funcnet._boundary import count, leading_length
-from funcnet.train._step import check_loss_fn, check_optimizer
+from funcnet.train._step import check_loss_fn, check_optimizer, scalar_loss
 
 __all__ = ["Plan", "make_plan", "check_inputs", "probe_descent", "set_hyperparams", "lr_path"]
 
@@ -243,32 +243,54 @@ def _check_loss_on(loss_fn, params, data, name: str) -> None:
         raise
 
 
+def _frozen(tree: Any, rows: int | None = None) -> tuple:
+    """A hashable abstract value of ``tree``: its structure and the shapes/dtypes of its leaves."""
+    leaves, treedef = jax.tree.flatten(_abstract(tree, rows))
+    return treedef, tuple(leaves)
+
+
+@functools.lru_cache(maxsize=256)
+def _output_shapes(f, params: tuple, data: tuple) -> list:
+    """The output shapes of ``f(params, data)`` traced on abstract values, cached: a repeated ``fit`` with the
+    same functions and shapes traces nothing here."""
+    out = jax.eval_shape(f, jax.tree.unflatten(*params), jax.tree.unflatten(*data))
+    return [tuple(o.shape) for o in jax.tree.leaves(out)]
+
+
 def _check_metric_shapes(metrics: tuple, params, eval_data, name: str) -> None:
     """Each metric returns a scalar on ``eval_data`` (traced with abstract values: nothing runs)."""
     for metric_name, metric in metrics:
         try:
-            out = jax.eval_shape(metric, _abstract(params), _abstract(eval_data))
+            shapes = _output_shapes(metric, _frozen(params), _frozen(eval_data))
         except (ValueError, TypeError, IndexError) as e:
             e.add_note(f"(raised by metrics[{metric_name!r}] on {name}, checked before training)")
             raise
-        shapes = [tuple(o.shape) for o in jax.tree.leaves(out)]
         if shapes != [()]:
             raise ValueError(f"metrics[{metric_name!r}] must return a scalar, got shape(s) {shapes} on {name}; "
                              "reduce it, e.g. with jnp.mean")
 
 
-def check_inputs(plan: Plan, checked_loss, params, data, val_data, *, check_data: bool) -> None:
-    """The checks that trace: the loss on the data (concrete data, abstract params), the metrics' shapes."""
+def check_inputs(plan: Plan, loss_fn, params, data, val_data, *, check_data: bool) -> None:
+    """The checks that trace: the loss on the data (concrete data, abstract params), the metrics' shapes.
+
+    With ``check_data=False`` only abstract traces run, cached per (function, shapes).
+    """
     if check_data:
+        checked = scalar_loss(loss_fn)
         _check_finite_data(data, "data")
-        _check_loss_on(checked_loss, params, data, "data")
+        _check_loss_on(checked, params, data, "data")
         if val_data is not None:
             _check_finite_data(val_data, "val_data")
-            _check_loss_on(checked_loss, params, val_data, "val_data")
+            _check_loss_on(checked, params, val_data, "val_data")
     else:  # still catch a non-scalar loss without running anything
-        jax.eval_shape(checked_loss, _abstract(params), _abstract(data, plan.layout.batch_size))
+        _check_scalar_loss(loss_fn, _frozen(params), _frozen(data, plan.layout.batch_size))
     eval_data, name = (val_data, "val_data") if val_data is not None else (data, "data")
     _check_metric_shapes(plan.metrics, params, eval_data, name)
+
+
+@functools.lru_cache(maxsize=256)
+def _check_scalar_loss(loss_fn, params: tuple, data: tuple) -> None:
+    jax.eval_shape(scalar_loss(loss_fn), jax.tree.unflatten(*params), jax.tree.unflatten(*data))
 
 
 # ------------------------------------------------------------------------------- the optimizer
@@ -343,12 +365,12 @@ def probe_descent(optimizer, params, hyperparams=None) -> None:
     except (TypeError, ValueError, IndexError):  # e.g. an optimizer that needs matrices larger than 1x1
         return
     leaves = [np.asarray(u) for u in jax.tree.leaves(updates)]
-    got = f"learning_rate={float(np.asarray(lr))}" if lr is not None else "its update"
+    got = f" (learning_rate={float(np.asarray(lr))})" if lr is not None else ""
     if not all(np.isfinite(u).all() for u in leaves):
-        raise ValueError(f"the optimizer's update is not finite for a gradient of ones ({got}); "
+        raise ValueError(f"the optimizer's first update for a gradient of ones is not finite{got}; "
                          "check the learning rate and the optimizer's settings")
     if leaves and all(u.size and np.all(u > 0) for u in leaves):
         raise ValueError(
-            f"the optimizer ascends the loss (a gradient of ones gives positive updates; {got}); "
+            f"the optimizer ascends the loss (a gradient of ones gives positive updates{got}); "
             "the learning rate must be >= 0"
         )
