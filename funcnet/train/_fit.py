@@ -243,79 +243,34 @@ def fit(
     callbacks: Any = None,
     hyperparams: Mapping[str, Any] | None = None,
 ) -> tuple[Any, History]:
-    r"""Mini-batch gradient descent over epochs, compiled; returns ``(params, history)``.
+    r"""Mini-batch gradient descent over epochs, one compiled call per epoch; returns ``(params, history)``.
 
-    Every epoch reshuffles the n examples (key ``fold_in(key, epoch)``), cuts them into ⌈n / batch_size⌉
-    mini-batches and takes one optimizer step per batch:
-
-        for each batch B:  J_B = loss_fn(θ, B);  θ ← θ + optimizer.update(∇J_B)
-
-    The whole epoch is one compiled call (``lax.scan`` over the batch indices, the data on the device). A
-    short last batch (n mod batch_size examples) is one more step with its own fixed shape, so ``loss_fn``
-    averages over its real examples only and nothing recompiles between epochs. The compiled programs are
-    cached on ``(loss_fn, optimizer, the plan's static values)``: a second ``fit`` with the same loss
-    function object, optimizer object and shapes compiles nothing.
+    Each epoch reshuffles the n examples (key ``fold_in(key, epoch)``) into ⌈n / batch_size⌉ batches B and
+    steps ``θ ← θ + optimizer.update(∇ loss_fn(θ, B))`` for each; a short last batch is a step of its own
+    shape. Programs are cached on (``loss_fn``, ``optimizer``, static plan): a repeated call with the same
+    objects and shapes compiles nothing. The "Training" docs page details every option and failure mode.
 
     Args:
-      loss_fn: ``(params, batch) -> scalar`` mean loss; ``batch`` has the structure of ``data`` with the
-        leading axis cut to the batch.
-      params: the initial parameter pytree of float arrays (not modified; fit works on a copy).
-      data: pytree of arrays sharing the leading length n, e.g. ``(X, y)``.
-      optimizer: any optax optimizer, e.g. ``optax.adam(1e-3)`` or :func:`funcnet.optim.ema_momentum`.
-        Wrap it in ``optax.inject_hyperparams`` to record the learning rate per epoch.
-      epochs: number of passes over the data (>= 1).
-      batch_size: examples per step; ``None`` for full-batch gradient descent, 1 for single-example SGD.
-        Must not exceed n.
-      key: PRNG key for the shuffles, ``jax.random.key(seed)`` (required unless ``batch_size`` is None).
-        The same key gives bit-identical parameters and history.
-      val_data: optional held-out pytree like ``data``; its loss is recorded after every epoch.
-      patience: stop after this many epochs without a lower validation loss and return the parameters of
-        the best epoch (needs ``val_data``); the best parameters are returned even without stopping.
-      metrics: ``name -> f(params, data) -> scalar``, evaluated after every epoch on ``val_data`` (else on
-        ``data``), e.g. ``{"accuracy": lambda p, b: fn.accuracy(model.apply(p, b[0]), b[1])}``.
-      drop_last: skip the short last batch instead of stepping on it.
-      on_nonfinite: what a NaN/inf loss, gradient or update does. ``"stop"`` (default): training ends with
-        a :class:`NonFiniteLossWarning` naming the epoch and step, and returns the parameters after the
-        last finite step whose successor's loss was finite (so their training loss is finite); the epoch
-        runs unguarded (a scalar check of each step's loss, one check of parameters and optimizer state at
-        its end) and is replayed, checking every loss, gradient and update, only when a check fails.
-        ``"skip"``: such steps are not applied (``history.skipped_steps``); an epoch with every step
-        skipped records NaN and warns. ``"ignore"``: nothing is checked per step; non-finite final
-        parameters warn.
-      checkpoint: file to save ``(params, opt_state, epoch, history)`` to every ``checkpoint_every`` epochs
-        and at the end (:func:`funcnet.save`); its folder must exist and be writable.
-      checkpoint_every: epochs between checkpoints (>= 1).
-      resume: continue from ``checkpoint`` if it exists: training picks up after the saved epoch and
-        follows the same trajectory as an uninterrupted run with the same key. A checkpoint from past
-        ``epochs`` is an error.
-      progress: ``None`` prints one line per epoch to stderr once a run has taken more than 2 s (and
-        announces a long first compilation); ``True`` always; ``False`` never; ``"tqdm"``/``"rich"`` a
-        progress bar when installed (else the line); a callable ``(epoch, epochs, values)``.
-      check_data: before compiling, check that the float data are finite and trace ``loss_fn`` on the
-        (concrete) data with abstract parameters, so that data errors (e.g. labels out of range) are
-        reported clearly. Nothing is computed but the finite check.
-      mesh: data-parallel training on a ``jax.sharding.Mesh`` with a ``"data"`` axis (or a list of
-        devices): each mini-batch is split along ``"data"``, params and optimizer state are replicated;
-        same results as one device up to summation order. ``batch_size`` must be a multiple of the axis
-        size. See the "Scaling out" docs page.
-      callbacks: a list of callables ``(epoch, values, params) -> stop?`` run after every epoch (epoch
-        numbers from 1; ``values`` holds ``train_loss``, ``val_loss``, the metrics, ``lr``,
-        ``epoch_time``); a truthy return stops training after that epoch. :class:`CSVLogger` and
-        :class:`JSONLinesLogger` are such callbacks. An exception from a callback propagates with a note
-        naming it and ``.fit_result`` (a :class:`FitResult` of that epoch's params and history) attached.
-      hyperparams: values for an ``optax.inject_hyperparams`` optimizer's hyperparameters, set in its
-        state after ``init`` (e.g. ``{"learning_rate": 0.01}``): they are data of the compiled program,
-        so a sweep over them with one optimizer object compiles once.
-
-    Returns:
-      ``(params, history)``: the trained (or best, with ``patience``) parameters and a :class:`History`.
+      loss_fn: ``(params, batch) -> scalar`` mean loss; ``batch`` is ``data`` with the leading axis cut.
+      params: initial pytree of float arrays (not modified). data: pytree of arrays of leading length n.
+      optimizer: any optax optimizer. epochs: passes over the data (>= 1).
+      batch_size: examples per step; ``None`` full batch. key: ``jax.random.key(seed)`` for the shuffles.
+      val_data: held-out pytree like ``data``; patience: early stopping on its loss, returning the best.
+      metrics: ``name -> f(params, data) -> scalar`` after each epoch (on ``val_data`` when given).
+      drop_last: skip the short last batch. on_nonfinite: ``"stop"`` (return the parameters after the
+        last finite step whose successor's loss was finite, with a :class:`NonFiniteLossWarning`),
+        ``"skip"`` (skip such steps) or ``"ignore"``.
+      checkpoint, checkpoint_every, resume: save every k epochs (:func:`funcnet.save`); continue from it.
+      progress: ``None`` (auto), ``True``, ``False``, ``"tqdm"``, ``"rich"`` or ``f(epoch, epochs, values)``.
+      check_data: check the data are finite and trace ``loss_fn`` on them before compiling.
+      mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis for data-parallel training.
+      callbacks: ``[f(epoch, values, params) -> stop?]`` after each epoch (epochs count from 1).
+      hyperparams: values set in an ``optax.inject_hyperparams`` state: a sweep compiles once.
 
     Raises:
-      TypeError: an argument of the wrong kind: ``loss_fn`` not callable, an optimizer without optax's
-        ``init``/``update``, a non-float leaf in ``params`` (named), an int ``key``, a float ``epochs``.
-      ValueError: a wrong value: mismatched leading lengths, empty data, ``batch_size`` larger than the
-        data, a non-scalar loss or metric (named), a negative or NaN learning rate, labels out of range,
-        a missing checkpoint folder, a checkpoint past ``epochs``.
+      TypeError: an argument of the wrong kind (a non-float params leaf, an int ``key``, ...).
+      ValueError: a wrong value (sizes, a non-scalar loss or metric, a NaN or negative learning rate, a
+        missing checkpoint folder, a checkpoint past ``epochs``).
 
     Examples:
       >>> import jax, jax.numpy as jnp, optax, funcnet as fn
