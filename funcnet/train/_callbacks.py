@@ -49,9 +49,10 @@ class CSVLogger(_FileLogger):
     The columns are those of the first epoch (written as a header line); NaN is written as ``nan``.
 
     Examples:
-      >>> log = CSVLogger(os.path.join(tempfile.mkdtemp(), "log.csv"))
+      >>> import pathlib, tempfile
+      >>> log = CSVLogger(pathlib.Path(tempfile.mkdtemp()) / "log.csv")
       >>> log(1, {"train_loss": 0.5, "val_loss": 0.25}, None)
-      >>> print(open(log.path).read().strip())
+      >>> print(pathlib.Path(log.path).read_text().strip())
       epoch,train_loss,val_loss
       1,0.5,0.25
     """
