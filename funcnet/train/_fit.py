@@ -251,21 +251,15 @@ def fit(
     objects and shapes compiles nothing. The "Training" docs page details every option and failure mode.
 
     Args:
-      loss_fn: ``(params, batch) -> scalar`` mean loss; ``batch`` is ``data`` with the leading axis cut.
-      params: initial pytree of float arrays (not modified). data: pytree of arrays of leading length n.
-      optimizer: any optax optimizer. epochs: passes over the data (>= 1).
-      batch_size: examples per step; ``None`` full batch. key: ``jax.random.key(seed)`` for the shuffles.
-      val_data: held-out pytree like ``data``; patience: early stopping on its loss, returning the best.
-      metrics: ``name -> f(params, data) -> scalar`` after each epoch (on ``val_data`` when given).
-      drop_last: skip the short last batch. on_nonfinite: ``"stop"`` (return the parameters after the
-        last finite step whose successor's loss was finite, with a :class:`NonFiniteLossWarning`),
-        ``"skip"`` (skip such steps) or ``"ignore"``.
+      loss_fn: ``(params, batch) -> scalar``; params: float pytree (not modified); data: arrays of length n.
+      optimizer: any optax optimizer; epochs: >= 1; batch_size: ``None`` = full batch; key: ``jax.random.key``.
+      val_data, patience, metrics: validation data, early stopping on its loss, ``name -> f(params, data)``.
+      drop_last: skip the short batch. on_nonfinite: ``"stop"`` (return the parameters after the last finite
+        step whose successor's loss was finite, and warn), ``"skip"`` or ``"ignore"``.
       checkpoint, checkpoint_every, resume: save every k epochs (:func:`funcnet.save`); continue from it.
-      progress: ``None`` (auto), ``True``, ``False``, ``"tqdm"``, ``"rich"`` or ``f(epoch, epochs, values)``.
-      check_data: check the data are finite and trace ``loss_fn`` on them before compiling.
-      mesh: a ``jax.sharding.Mesh`` with a ``"data"`` axis for data-parallel training.
-      callbacks: ``[f(epoch, values, params) -> stop?]`` after each epoch (epochs count from 1).
-      hyperparams: values set in an ``optax.inject_hyperparams`` state: a sweep compiles once.
+      progress: ``None``, ``True``, ``False``, ``"tqdm"``, ``"rich"`` or ``f(epoch, epochs, values)``.
+      check_data: check and trace the data first. mesh: a ``Mesh`` with a ``"data"`` axis.
+      callbacks: ``[f(epoch, values, params) -> stop?]``. hyperparams: set in an ``inject_hyperparams`` state.
 
     Raises:
       TypeError: an argument of the wrong kind (a non-float params leaf, an int ``key``, ...).
