@@ -424,7 +424,7 @@ def compiled_cost(sizes, bs: int, opt_name: str) -> dict:
 
         for col, mode in (("fit", "stop"), ("fit_ignore", "ignore")):
             spec = _epoch.EpochSpec(sharded_epoch_layout(n, bs, 1), mode, False, (), None, None)
-            epoch = jax.jit(_epoch._epoch_fn(loss_fn, opt, spec, mode))
+            epoch = jax.jit(_epoch._epoch_fn(loss_fn, opt, spec, mode), donate_argnums=() if mode == "stop" else (0, 1))
             out[col] = cost(epoch.lower(params, state, (X, Y), None, key, 0))
         out["note"] = ("XLA counts the scan body once, so the fit column adds its once-per-epoch work to one step: "
                        "in on_nonfinite='stop' mode a snapshot of params + optimizer state and one finite check "
