@@ -11,15 +11,24 @@ SMOKE = bool(os.environ.get("FUNCNET_SMOKE"))
 (Xtr, ytr), (Xva, yva), (Xte, yte) = fn.datasets.split(jax.random.key(0), fn.datasets.digits())
 
 
+# one optimizer object: the learning rate is data of the compiled program (fit(..., hyperparams=...)), and
+# one loss function per hidden size: fit compiles once per hidden size, not once per configuration
+OPTIMIZER = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+LOSSES = {}
+
+
+def loss_for(hidden):
+    if hidden not in LOSSES:
+        model = fn.mlp([64, hidden, 10])
+        LOSSES[hidden] = model, lambda params, b: fn.losses.softmax_cross_entropy(model.apply(params, b[0]), b[1])
+    return LOSSES[hidden]
+
+
 def train(config):
-    model = fn.mlp([64, config["hidden"], 10])
-
-    def loss_fn(params, batch):
-        return fn.losses.softmax_cross_entropy(model.apply(params, batch[0]), batch[1])
-
-    params, history = fn.fit(loss_fn, model.init(jax.random.key(1)), (Xtr, ytr),
-                             optimizer=optax.adam(config["lr"]), epochs=2 if SMOKE else 30, batch_size=32,
-                             key=jax.random.key(2), progress=False)
+    model, loss_fn = loss_for(config["hidden"])
+    params, history = fn.fit(loss_fn, model.init(jax.random.key(1)), (Xtr, ytr), optimizer=OPTIMIZER,
+                             hyperparams={"learning_rate": config["lr"]}, epochs=2 if SMOKE else 30,
+                             batch_size=32, key=jax.random.key(2), progress=False)
     return (model, params), history
 
 

@@ -36,5 +36,5 @@ params, history = fn.fit(
     val_data=(Xva, yva), patience=10, metrics={"accuracy": accuracy},
 )
 test_acc = float(accuracy(params, (Xte, yte)))  # reported once, for the chosen (best-epoch) parameters
-print(f"best epoch {history.best_epoch}, val accuracy {history.metrics['accuracy'][history.best_epoch]:.4f}")
+print(f"best epoch {history.best_epoch}, val accuracy {history.metrics['accuracy'][history.best_index]:.4f}")
 print(f"test accuracy {test_acc:.4f}  ({time.perf_counter() - t0:.1f} s in all)")

@@ -14,11 +14,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["plot_history", "image_grid", "plot_objective", "BEST_EPOCH_OFFSET"]
-
-#: ``History.best_epoch`` is 0-based (the index into the per-epoch lists); plots show epochs counted from 1,
-#: so the best epoch is drawn at ``best_epoch + BEST_EPOCH_OFFSET``. Change it here if the convention changes.
-BEST_EPOCH_OFFSET = 1
+__all__ = ["plot_history", "image_grid", "plot_objective"]
 
 
 def _new_figure(figsize):
@@ -227,8 +223,7 @@ def _draw_panel(ax, h: Mapping, panel: str) -> None:
         ax.plot(epochs(h["metrics"][panel]), h["metrics"][panel])
         ax.set_ylabel(panel)
     if best is not None:
-        shown = int(best) + BEST_EPOCH_OFFSET
-        ax.axvline(shown, color="grey", ls=":", label=f"best epoch ({shown})")
+        ax.axvline(int(best), color="grey", ls=":", label=f"best epoch ({int(best)})")
     if panel == "loss":
         ax.legend()
     ax.set_xlabel("epoch")
@@ -238,7 +233,7 @@ def _draw_panel(ax, h: Mapping, panel: str) -> None:
 def plot_history(history: Any, path: str | os.PathLike | None = None, *, title: str | None = None, ax=None):
     """Draw train/validation loss per epoch, each metric, and the learning rate when recorded.
 
-    Epochs are counted from 1; the best epoch (``history.best_epoch + BEST_EPOCH_OFFSET``) is marked on every
+    Epochs are counted from 1; the best epoch (``history.best_epoch``, 1-based like every epoch number funcnet shows) is marked on every
     panel and named in the legend.
 
     Args:

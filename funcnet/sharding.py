@@ -41,8 +41,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from funcnet._boundary import count
+
 __all__ = [
-    "DATA_AXIS", "resolve_mesh", "axis_size", "data_sharding", "replicated", "check_divisible",
+    "DATA_AXIS", "resolve_mesh", "axis_size", "data_sharding", "replicated", "check_divisible", "check_divisible_by",
     "shard_batch", "replicate", "constrain_batch", "take_batch", "pad_to_multiple",
     "EpochLayout", "sharded_epoch_layout", "data_parallel_jit", "train_step_shardings",
     "check_placement", "to_host", "initialize_distributed", "global_batch_from_local", "process_slice",
@@ -133,9 +135,21 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def check_divisible(size: int, mesh: Mesh, axis: str = DATA_AXIS, *, what: str = "the batch") -> None:
     """Raise ``ValueError`` unless ``size`` (a leading batch size) is a multiple of the data-axis size.
 
-    The message says the size, the axis size and the nearest valid sizes.
+    The message says the size, the axis size and the nearest valid sizes (`check_divisible_by`).
     """
-    d = axis_size(mesh, axis)
+    check_divisible_by(size, axis_size(mesh, axis), axis, what=what)
+
+
+def check_divisible_by(size: int, n_devices: int, axis: str = DATA_AXIS, *, what: str = "the batch") -> None:
+    """The arithmetic of `check_divisible`: ``size`` rows split over ``n_devices`` devices, or ``ValueError``.
+
+    Examples:
+      >>> check_divisible_by(7, 4)
+      Traceback (most recent call last):
+      ...
+      ValueError: the batch has 7 rows, which cannot be split evenly over the 4 devices of mesh axis 'data'; use a size that is a multiple of 4 (e.g. 4 or 8), or pad it with funcnet.sharding.pad_to_multiple and mask the padded rows
+    """
+    d = count(n_devices, "n_devices")
     if size % d:
         lo, hi = size // d * d, -(-size // d) * d
         options = f"{lo} or {hi}" if lo else f"{hi}"
@@ -236,8 +250,7 @@ def pad_to_multiple(tree: Any, multiple: int) -> tuple[Any, np.ndarray]:
       >>> print(x.tolist(), mask.tolist())
       [0.0, 1.0, 2.0, 3.0, 4.0, 4.0, 4.0, 4.0] [True, True, True, True, True, False, False, False]
     """
-    if isinstance(multiple, bool) or not isinstance(multiple, (int, np.integer)) or multiple < 1:
-        raise ValueError(f"multiple must be a positive int, got {multiple!r}")
+    multiple = count(multiple, "multiple")
     b = _leading_size(tree, "tree")
     padded = -(-b // multiple) * multiple
     mask = np.arange(padded) < b
@@ -298,11 +311,10 @@ def sharded_epoch_layout(n: int, batch_size: int | None, n_devices: int, *, drop
       >>> print(sharded_epoch_layout(100, 32, 8))
       EpochLayout(n=100, batch_size=32, n_devices=8, full_steps=3, rest=4, rest_sharded=False)
     """
-    for name, v in (("n", n), ("n_devices", n_devices)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    b = n if batch_size is None else batch_size
-    if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b <= n:
+    n = count(n, "n")
+    n_devices = count(n_devices, "n_devices")
+    b = n if batch_size is None else count(batch_size, "batch_size")
+    if b > n:
         raise ValueError(f"batch_size must be an int in 1..{n} (or None for the full batch), got {batch_size!r}")
     if b % n_devices:
         lo, hi = b // n_devices * n_devices, -(-b // n_devices) * n_devices
@@ -479,13 +491,9 @@ def initialize_distributed(
         mesh = resolve_mesh(jax.devices())               # the same on both: every device of both processes
     """
     if num_processes is not None:
-        if isinstance(num_processes, bool) or not isinstance(num_processes, (int, np.integer)) or num_processes < 1:
-            raise ValueError(f"num_processes must be a positive int, got {num_processes!r}")
-        num_processes = int(num_processes)
+        num_processes = count(num_processes, "num_processes")
     if process_id is not None:
-        if isinstance(process_id, bool) or not isinstance(process_id, (int, np.integer)):
-            raise ValueError(f"process_id must be an int, got {process_id!r}")
-        process_id = int(process_id)
+        process_id = count(process_id, "process_id", minimum=0)
         if num_processes is not None and not 0 <= process_id < num_processes:
             raise ValueError(f"process_id must be in 0..{num_processes - 1} (num_processes={num_processes}), "
                              f"got {process_id}")

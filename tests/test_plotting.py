@@ -13,7 +13,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 def _calls(tmp_path):
     imgs = np.linspace(0, 2, 3 * 16).reshape(3, 4, 4)
-    hist = {"train_loss": [1.0, 0.5, 0.4], "val_loss": [1.0, 0.6, 0.7], "best_epoch": 1, "metrics": {}}
+    hist = {"train_loss": [1.0, 0.5, 0.4], "val_loss": [1.0, 0.6, 0.7], "best_epoch": 2, "metrics": {}}
     return [
         lambda: fn.plotting.image_grid(imgs, ["a", "b", "c"], tmp_path / "g.png", title="t", caption="c"),
         lambda: fn.plotting.plot_objective(np.arange(5.0), tmp_path / "o.png"),
@@ -63,8 +63,8 @@ def test_image_grid_one_shared_scale_and_colour_bar():
 
 
 def test_best_epoch_is_drawn_as_users_count_epochs():
-    hist = {"train_loss": [1.0, 0.5, 0.4], "val_loss": [1.0, 0.6, 0.7], "best_epoch": 1, "metrics": {}}
+    hist = {"train_loss": [1.0, 0.5, 0.4], "val_loss": [1.0, 0.6, 0.7], "best_epoch": 2, "metrics": {}}
     fig = fn.plotting.plot_history(hist)
     marker = [ln for ln in fig.axes[0].lines if ln.get_label().startswith("best epoch")][0]
-    assert marker.get_xdata()[0] == 1 + fn.plotting.BEST_EPOCH_OFFSET == 2
+    assert marker.get_xdata()[0] == 2      # History.best_epoch is 1-based (epoch 2 has the lowest val loss)
     assert marker.get_label() == "best epoch (2)"

@@ -48,8 +48,14 @@ def test_public_module_exports():
     assert set(sharding.__all__) >= {"resolve_mesh", "shard_batch", "replicate", "initialize_distributed",
                                      "global_batch_from_local", "data_sharding", "replicated", "check_divisible",
                                      "sharded_epoch_layout", "data_parallel_jit", "to_host"}
-    for name in sharding.__all__:
-        assert getattr(sharding, name) is not None
+    mesh = sharding.resolve_mesh(jax.devices()[:1])
+    x = np.arange(6.0, dtype=np.float32).reshape(3, 2)
+    placed = sharding.shard_batch(x, mesh)  # behaviour, not presence: the rows land on the mesh unchanged
+    assert placed.sharding.is_equivalent_to(sharding.data_sharding(mesh), 2)
+    np.testing.assert_array_equal(np.asarray(placed), x)
+    rep = sharding.replicate({"w": x}, mesh)["w"]
+    assert rep.sharding.is_equivalent_to(sharding.replicated(mesh), 2) and rep is not x
+    assert sharding.sharded_epoch_layout(10, 4, 1) == sharding.EpochLayout(10, 4, 1, 2, 2, True)
 
 
 def test_resolve_mesh_forms():
@@ -106,7 +112,14 @@ def test_epoch_layout_drop_last_and_errors():
 
 def test_check_divisible_message():
     mesh = sharding.resolve_mesh(jax.devices()[:1])
-    sharding.check_divisible(7, mesh)  # one device divides everything
+    sharding.check_divisible(7, mesh)  # one device divides everything: no error
+    with pytest.raises(ValueError, match=r"the batch has 7 rows.*4 devices of mesh axis 'data'.*\(e\.g\. 4 or 8\)"):
+        sharding.check_divisible_by(7, 4)
+    with pytest.raises(ValueError, match=r"x has 3 rows.*multiple of 4 \(e\.g\. 4\)"):
+        sharding.check_divisible_by(3, 4, what="x")
+    sharding.check_divisible_by(12, 4)  # divides: no error
+    with pytest.raises(TypeError, match="n_devices must be an int"):
+        sharding.check_divisible_by(8, 2.0)
 
 
 def test_pad_to_multiple():
@@ -169,7 +182,7 @@ def test_initialize_distributed_validates_before_touching_jax():
         sharding.initialize_distributed("localhost", 2, 0)
     with pytest.raises(ValueError, match="cpu_collectives must be 'gloo', 'mpi' or None"):
         sharding.initialize_distributed("127.0.0.1:1234", 2, 0, cpu_collectives="nccl")
-    with pytest.raises(ValueError, match="num_processes must be a positive int"):
+    with pytest.raises(ValueError, match="num_processes must be >= 1"):
         sharding.initialize_distributed("127.0.0.1:1234", 0, 0)
 
 

@@ -25,7 +25,7 @@ def no_compile(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("fit reached compilation")
 
-    monkeypatch.setattr(_train, "_build_epoch", boom)
+    monkeypatch.setattr(_train, "get_programs", boom)
 
 
 def _data(n=8):
@@ -73,15 +73,18 @@ def test_other_argument_errors(no_compile):
         fn.fit(_loss, P, _data(), batch_size=4, on_nonfinite="maybe", **KW)
 
 
-def test_nan_stops_and_returns_last_finite_params():
-    # loss -w while w < 2.5, NaN after: sgd(1) moves w 0 -> 1 -> 2 -> 3, then the step at w = 3 is NaN
+def test_nan_stops_and_returns_params_with_a_finite_loss():
+    # loss -w while w < 2.5, NaN after: sgd(1) moves w 0 -> 1 -> 2 -> 3, then the loss at w = 3 (the 4th step)
+    # is NaN. w = 3 is finite but its loss is not: fit returns w = 2 (two unit steps), whose loss is -2.
     loss = lambda w, b: jnp.mean(b) * 0.0 + jnp.where(w < 2.5, -w, jnp.nan)
-    with pytest.warns(_train.NonFiniteLossWarning, match="epoch 0, step 3"):
+    with pytest.warns(_train.NonFiniteLossWarning, match="non-finite loss at epoch 1, step 4 of 10"):
         w, hist = fn.fit(loss, jnp.zeros(()), jnp.arange(10.0), optimizer=optax.sgd(1.0), epochs=5,
                          batch_size=1, key=jax.random.key(0), progress=False)
-    assert float(w) == 3.0  # exact: three unit steps
-    np.testing.assert_allclose(hist.train_loss, [-1.0], rtol=1e-7)  # mean of -0, -1, -2
-    assert "non-finite" in hist.stop_reason
+    assert float(w) == 2.0  # exact
+    assert np.isfinite(float(loss(w, jnp.arange(10.0))))
+    np.testing.assert_allclose(hist.train_loss, [-0.5], rtol=1e-7)  # mean of -0, -1: the two applied steps
+    assert hist.steps == [2] and hist.steps_per_epoch == 10 and hist.partial  # a partial epoch, not a full one
+    assert "non-finite loss" in hist.stop_reason
 
 
 def test_nan_steps_can_be_skipped():

@@ -43,6 +43,7 @@ def test_cli_train_writes_history_plot_and_checkpoint(tmp_path, capsys):
     assert "test accuracy" in capsys.readouterr().out
 
 
-def test_cli_train_rejects_negative_lr(tmp_path):
-    with pytest.raises(SystemExit, match="--lr must be >= 0"):
+def test_cli_train_rejects_negative_lr(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
         main(["train", "--data", "xor", "--lr", "-1", "--epochs", "1", "--out", str(tmp_path), "--quiet"])
+    assert e.value.code == 2 and "argument --lr: must be > 0, got -1" in capsys.readouterr().err

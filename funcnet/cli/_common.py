@@ -16,8 +16,6 @@ from typing import Any, NamedTuple
 
 # Init scheme names of funcnet.mlp (funcnet.models.init_names(), which imports JAX; a test keeps them equal).
 INIT_NAMES = ("he", "xavier", "glorot", "lecun", "uniform", "normal", "zeros", "constant")
-# History.best_epoch counts epochs from this number (the train engineer's convention; change it here only).
-HISTORY_EPOCH_BASE = 0
 MODEL_KIND = "funcnet-mlp"  # the "kind" entry of a model checkpoint written by `train` and `demo`
 
 
@@ -184,11 +182,11 @@ def best_epoch(history) -> int | None:
 
 
 def describe_best(history) -> str:
-    """``"best epoch 3 of 10 (counting from 0)"``, the console form of `best_epoch`."""
+    """``"best epoch 3 of 10"``, the console form of `best_epoch` (1-based, as History counts epochs)."""
     best = best_epoch(history)
     if best is None:
         return f"{history.epochs} epochs, no validation loss"
-    return f"best epoch {best} of {history.epochs} (counting from {HISTORY_EPOCH_BASE})"
+    return f"best epoch {best} of {history.epochs}"
 
 
 # ------------------------------------------------------------------ the model file: train/demo write, visualize reads

@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 import jax
 
+from funcnet._boundary import leading_length
+
 __all__ = ["per_example_grads"]
 
 
@@ -27,6 +29,10 @@ def per_example_grads(loss_fn: Callable[[Any, Any], Any], params: Any, batch: An
     Returns:
       A pytree shaped like ``params`` with an extra leading axis of size n.
 
+    Raises:
+      TypeError: ``loss_fn`` is not callable.
+      ValueError: ``batch`` holds no arrays, a scalar leaf, leaves of different leading lengths, or 0 examples.
+
     Examples:
       >>> import jax.numpy as jnp, funcnet as fn
       >>> loss = lambda w, b: jnp.mean((b[0] @ w - b[1]) ** 2)
@@ -34,15 +40,10 @@ def per_example_grads(loss_fn: Callable[[Any, Any], Any], params: Any, batch: An
       >>> g.tolist()
       [[2.0, 0.0], [0.0, 8.0]]
     """
-    leaves = jax.tree_util.tree_leaves(batch)
-    if not leaves:
-        raise ValueError("per_example_grads: batch holds no arrays")
-    sizes = {getattr(leaf, "shape", ())[:1] for leaf in leaves}
-    if any(s == () for s in sizes) or len(sizes) != 1:
-        shapes = [tuple(getattr(leaf, "shape", ())) for leaf in leaves]
-        raise ValueError(
-            f"per_example_grads: every batch leaf needs the same leading (example) axis, got shapes {shapes}"
-        )
+    if not callable(loss_fn):
+        raise TypeError(f"per_example_grads: loss_fn must be callable (params, batch) -> scalar, "
+                        f"got {type(loss_fn).__name__}")
+    leading_length(batch, "batch")
 
     def one(example):
         single = jax.tree_util.tree_map(lambda a: a[None], example)
