@@ -63,8 +63,9 @@ _LOSSES: dict[str, Callable] = {
     "binary_cross_entropy": _losses.binary_cross_entropy,
 }
 SUPPORTED_LOSSES = tuple(_LOSSES)
-SUPPORTED_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus",
-                         "softmax", "log_softmax")
+SUPPORTED_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu",
+                         "silu", "softmax", "log_softmax")
+_GELU_C, _GELU_K = 0.7978845608028654, 0.044715  # √(2/π) and the cubic term of gelu's tanh approximation
 _LEAKY_SLOPE = 0.01  # funcnet.activations.leaky_relu's default slope
 _ELU_ALPHA = 1.0  # funcnet.activations.elu's default alpha
 
@@ -114,6 +115,12 @@ def activation_vjp(name: str, z, a, u):
         return xp.where(z > 0, u, u * (a + _ELU_ALPHA))
     if name == "softplus":
         return u * _activations.sigmoid(z)
+    if name == "gelu":       # g = ½z(1 + t), t = tanh(c(z + k z³)): g' = ½(1 + t) + ½z(1 - t²)·c(1 + 3k z²)
+        t = xp.tanh(_GELU_C * (z + _GELU_K * (z * z * z)))
+        return u * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * _GELU_K * (z * z)))
+    if name == "silu":       # g = z σ(z): g' = σ(z)(1 + z(1 - σ(z)))
+        s = _activations.sigmoid(z)
+        return u * (s * (1.0 + z * (1.0 - s)))
     if name == "softmax":
         return a * (u - xp.sum(u * a, axis=-1, keepdims=True))
     if name == "log_softmax":

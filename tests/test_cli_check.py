@@ -42,7 +42,7 @@ def test_gradcheck_all_activations_with_cross_entropy(tmp_path, capsys):
     assert rc == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert sorted(report["reports"]) == sorted(["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu",
-                                                "softplus", "softmax", "log_softmax"])
+                                                "softplus", "gelu", "silu", "softmax", "log_softmax"])
     assert "log_softmax  ok" in out
 
 

@@ -9,7 +9,8 @@ import pytest
 
 import funcnet as fn
 
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "softmax", "log_softmax")
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu", "silu", "softmax",
+               "log_softmax")
 LOSSES = ("mse", "half_mse", "softmax_cross_entropy", "binary_cross_entropy")
 OUTPUTS = (None, "sigmoid", "tanh", "softmax", "log_softmax", "relu", "elu", "softplus", "leaky_relu")
 SIZES = [3, 5, 4, 3]  # one shape everywhere, so JAX's per-shape op caches are shared between cases

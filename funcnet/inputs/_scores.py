@@ -57,7 +57,7 @@ def class_image_scores(images, X, y, other_logits_fn: Optional[Callable[[Any], A
       >>> X = np.array([[1.0, 0, 0], [0.9, 0.1, 0], [0, 0, 1.0]]); y = np.array([0, 0, 1])
       >>> s = fn.inputs.class_image_scores(np.array([[1.0, 0.1, 0], [0, 0.2, 1.0]]), X, y)
       >>> s.nearest.tolist(), round(s.mean_correlation, 3)
-      ([0, 1], 0.997)
+      ([0, 1], 0.991)
     """
     v = np.asarray(images, dtype=float)
     data = np.asarray(X, dtype=float)
