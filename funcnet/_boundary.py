@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["array_namespace", "overridable", "constant", "count", "real", "leading_length", "check_labels", "argnums_tuple"]
+__all__ = ["array_namespace", "overridable", "constant", "count", "real", "leading_length", "check_labels", "argnums_tuple",
+           "prng_key", "float_dtype"]
 
 
 # type -> (namespace, is_jax): array_namespace runs on every forward pass, so each array type's
@@ -274,3 +275,39 @@ def argnums_tuple(argnums: Any, nargs: int, *, name: str = "argnums") -> tuple[i
     if len(set(out)) != len(out):
         raise ValueError(f"{name}={argnums!r} names an argument twice")
     return out
+
+
+def prng_key(key: Any, name: str = "key", *, where: str = "") -> Any:
+    """``key`` checked to be one JAX PRNG key: typed (``jax.random.key(0)``) or legacy uint32 ``(2,)``.
+
+    Raises:
+      TypeError: anything else (an int seed, a float array, ...), with the hint ``jax.random.key(0)``.
+      ValueError: an array of several keys where one is needed.
+    """
+    import jax
+
+    prefix = f"{where}: " if where else ""
+    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"{prefix}{name} must be a single PRNG key, got a key array of shape {key.shape}")
+        return key
+    if isinstance(key, (np.ndarray, jax.Array)) and np.shape(key) == (2,) and key.dtype == np.uint32:
+        return key  # legacy jax.random.PRNGKey
+    raise TypeError(f"{prefix}{name} must be a PRNG key, e.g. {name}=jax.random.key(0); "
+                    f"got {type(key).__name__} {key!r}")
+
+
+def float_dtype(dtype: Any, name: str = "dtype", *, where: str = "") -> np.dtype:
+    """``dtype`` as a NumPy dtype, checked to be a real floating type (float16/32/64, bfloat16).
+
+    Raises:
+      TypeError: not a dtype, or not a real float (int, bool, complex).
+    """
+    prefix = f"{where}: " if where else ""
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{prefix}{name} must be a float dtype, got {dtype!r}") from None
+    if d.kind != "f" and d.name != "bfloat16":
+        raise TypeError(f"{prefix}{name} must be a real float dtype (e.g. float32), got {d}")
+    return d

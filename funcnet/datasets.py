@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnet import _boundary
+
 __all__ = ["digits", "moons", "xor", "split"]
 
 
@@ -47,10 +49,9 @@ def moons(key, n: int = 200, noise: float = 0.1) -> tuple[jax.Array, jax.Array]:
     Returns:
       ``(X, y)``: ``X`` float32 (n, 2), ``y`` int32 (n,) in {0, 1}.
     """
-    if n < 2:
-        raise ValueError(f"moons needs n >= 2 points, got {n}")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
+    key = _boundary.prng_key(key, where="moons")
+    n = _boundary.count(n, "n", minimum=2, where="moons")
+    noise = _boundary.real(noise, "noise", minimum=0.0, where="moons")
     n_upper = n // 2
     n_lower = n - n_upper
     k_noise, k_perm = jax.random.split(key)
@@ -86,14 +87,10 @@ def split(key, data: Any, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> tuple
     Returns:
       A tuple with one pytree of the same structure as ``data`` per fraction.
     """
+    key = _boundary.prng_key(key, where="split")
     leaves, treedef = jax.tree_util.tree_flatten(data)
-    if not leaves:
-        raise ValueError("split: data holds no arrays")
-    lengths = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
-    if len(lengths) != 1 or None in lengths:
-        raise ValueError(f"split: every array in data must share its leading length, got lengths {sorted(map(str, lengths))}")
-    (n,) = lengths
-    fractions = tuple(float(f) for f in fractions)
+    n = _boundary.leading_length(data, "data")
+    fractions = tuple(_boundary.real(f, f"fractions[{i}]", where="split") for i, f in enumerate(fractions))
     if not fractions or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(f"split: fractions must be positive and sum to 1, got {fractions}")
     sizes = [int(math.floor(f * n)) for f in fractions]

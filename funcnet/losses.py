@@ -23,6 +23,27 @@ def _check_same_shape(name: str, pred, target) -> None:
     ps, ts = tuple(getattr(pred, "shape", ())), tuple(getattr(target, "shape", ()))
     if ps != ts:
         raise ValueError(f"{name}: prediction and target must have the same shape, got {ps} and {ts}")
+    _check_nonempty(name, pred)
+
+
+def _check_nonempty(name: str, pred) -> None:
+    shape = tuple(getattr(pred, "shape", ()))
+    if 0 in shape:
+        raise ValueError(f"{name}: empty batch (shape {shape}); the mean over no examples is undefined")
+
+
+def _concrete(x):
+    """``x`` as a NumPy array when its values are known (NumPy, a concrete JAX array), else None.
+
+    Inside ``jit`` (a JAX tracer) or funcnet's tracer (a traced value) the values are unknown at this
+    point, and ``np.asarray`` raises a ``TypeError`` subclass for both.
+    """
+    if type(x) is np.ndarray:
+        return x
+    try:
+        return np.asarray(x)
+    except TypeError:
+        return None
 
 
 def mse(pred, target):
@@ -58,6 +79,10 @@ def binary_cross_entropy(logits, targets):
     Gradient: (σ(z) - y) / count.
     """
     _check_same_shape("binary_cross_entropy", logits, targets)
+    y = _concrete(targets)
+    if y is not None and y.size and not (np.min(y) >= 0 and np.max(y) <= 1):
+        raise ValueError(f"binary_cross_entropy: targets must lie in [0, 1] (labels or probabilities), "
+                         f"got values in [{np.min(y)}, {np.max(y)}]")
     xp = array_namespace(logits, targets)
     return xp.mean(_activations.softplus(logits) - logits * targets)
 
@@ -77,6 +102,7 @@ def softmax_cross_entropy(logits, labels):
     lshape = tuple(getattr(logits, "shape", ()))
     if len(lshape) == 0:
         raise ValueError("softmax_cross_entropy: logits must have a class axis (..., K), got a scalar")
+    _check_nonempty("softmax_cross_entropy", logits)
     k = lshape[-1]
     yshape = tuple(getattr(labels, "shape", ()))
     dtype = getattr(labels, "dtype", None)
@@ -120,9 +146,8 @@ def softmax_cross_entropy_with_integer_labels(logits, labels):
 
 def _check_label_range(labels, k: int) -> None:
     """Check concrete integer labels lie in [0, k); traced labels are not checked."""
-    try:
-        arr = labels if type(labels) is np.ndarray else np.asarray(labels)
-    except Exception:  # a JAX tracer: values unknown at trace time
+    arr = _concrete(labels)
+    if arr is None:      # values unknown at trace time
         return
     if arr.size and (np.minimum.reduce(arr, axis=None) < 0 or np.maximum.reduce(arr, axis=None) >= k):
         raise ValueError(
@@ -144,6 +169,10 @@ def l2_penalty(params: Any):
     ]
     if not leaves:
         raise ValueError("l2_penalty: params hold no weight leaves")
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if not isinstance(leaf, float) and np.dtype(getattr(leaf, "dtype", object)).kind not in "fc":
+            raise TypeError(f"l2_penalty: params{jax.tree_util.keystr(path)} is a {type(leaf).__name__} "
+                            f"of dtype {getattr(leaf, 'dtype', None)}; every leaf must be a float array")
     xp = array_namespace(leaves)
     total = 0.0
     for leaf in leaves:

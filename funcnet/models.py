@@ -21,10 +21,12 @@ from typing import Any, Callable, Sequence, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jax.nn import initializers as jinit
 
 from funcnet import activations as _activations
+from funcnet import _boundary
 from funcnet._boundary import array_namespace
 
 Params = list  # list of {"w": (in, out), "b": (out,)}
@@ -142,8 +144,8 @@ class MLP:
           A list of ``{"w": (n_{l-1}, n_l), "b": (n_l,)}`` dicts, one per layer.
           Weights follow ``init_scheme``; biases are zero.
         """
-        if dtype is None:
-            dtype = jnp.asarray(0.0).dtype
+        key = _boundary.prng_key(key, where="MLP.init")
+        dtype = jnp.asarray(0.0).dtype if dtype is None else _boundary.float_dtype(dtype, where="MLP.init")
         init_fn = initializer(self.init_scheme)
         keys = jax.random.split(key, self.num_layers)
         params = []
@@ -158,8 +160,9 @@ class MLP:
         if type(params) is list and len(params) == len(expected):     # the common case, checked quickly
             try:
                 for layer, (ws, bs) in zip(params, expected):
-                    if not (type(layer) is dict and len(layer) == 2 and layer["w"].shape == ws
-                            and layer["b"].shape == bs):
+                    w, b = layer["w"], layer["b"]
+                    if not (type(layer) is dict and len(layer) == 2 and w.shape == ws and b.shape == bs
+                            and w.dtype.kind == "f" and b.dtype.kind == "f"):
                         break
                 else:
                     return
@@ -182,8 +185,14 @@ class MLP:
                         f"params[{l}][{name!r}] has shape {got}, expected {shape} "
                         f"for the model with sizes {list(self.sizes)}"
                     )
+                dtype = getattr(layer[name], "dtype", None)
+                if dtype is None or np.dtype(dtype).kind != "f":
+                    raise TypeError(f"params[{l}][{name!r}] has dtype {dtype}; parameters must be real float arrays "
+                                    "(e.g. model.init(key), or jnp.asarray(w, jnp.float32))")
 
     def _check_input(self, x) -> None:
+        if np.dtype(x.dtype).kind not in "fiub":
+            raise TypeError(f"inputs must be real numbers (float, int or bool arrays), got dtype {x.dtype}")
         shape = tuple(getattr(x, "shape", ()))
         if len(shape) == 0 or shape[-1] != self.sizes[0]:
             raise ValueError(
@@ -270,12 +279,11 @@ def mlp(
       >>> fn.param_count(model.init(jax.random.key(0)))
       222010
     """
-    try:
-        sizes = tuple(int(s) for s in sizes)
-    except TypeError:
-        raise TypeError(f"sizes must be a sequence of ints, got {sizes!r}") from None
-    if len(sizes) < 2 or any(s <= 0 for s in sizes):
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise TypeError(f"sizes must be a sequence of ints [n_in, ..., n_out], got {type(sizes).__name__} {sizes!r}")
+    if len(sizes) < 2:
         raise ValueError(f"sizes must hold at least two positive widths [n_in, ..., n_out], got {list(sizes)}")
+    sizes = tuple(_boundary.count(s, f"sizes[{i}]", where="mlp") for i, s in enumerate(sizes))
     n_hidden = len(sizes) - 2
     if isinstance(activation, (list, tuple)):
         if len(activation) != n_hidden:
@@ -286,8 +294,8 @@ def mlp(
         hidden = tuple(activation)
     else:
         hidden = (activation,) * n_hidden
-    for a in (*hidden, output_activation):
-        _activations.get(a)  # validate names now, not at the first call
+    for a in (*hidden, output_activation, *(() if isinstance(activation, (list, tuple)) else (activation,))):
+        _activations.get(a)  # validate names now, not at the first call (even with no hidden layer)
     initializer(init)
     return MLP(sizes, hidden, output_activation, init)
 

@@ -52,7 +52,7 @@ def test_split_partitions_and_keeps_structure():
 
 
 def test_split_bad_input():
-    with pytest.raises(ValueError, match="share its leading length"):
+    with pytest.raises(ValueError, match="must have the same leading length"):
         fn.datasets.split(jax.random.key(0), (np.zeros(3), np.zeros(4)))
     with pytest.raises(ValueError, match="sum to 1"):
         fn.datasets.split(jax.random.key(0), np.zeros(10), (0.5, 0.2))

@@ -231,5 +231,5 @@ def test_bad_inputs_have_clear_errors():
         model.apply([params[0], {"W": 1, "b": 2}], jnp.ones(4))
     with pytest.raises(ValueError, match="at least two positive widths"):
         fn.mlp([4])
-    with pytest.raises(ValueError, match="at least two positive widths"):
+    with pytest.raises(ValueError, match=r"sizes\[1\] must be >= 1, got 0"):
         fn.mlp([4, 0, 2])

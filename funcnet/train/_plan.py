@@ -16,6 +16,7 @@ import numpy as np
 import optax
 
 from funcnet import sharding as _sharding
+from funcnet import _boundary
 from funcnet._boundary import count, leading_length
 from funcnet.train._step import check_loss_fn, check_optimizer, scalar_loss
 
@@ -73,19 +74,12 @@ def _check_params(params: Any) -> None:
 
 
 def _check_key(key: Any, needed: bool):
-    """A PRNG key (typed, ``jax.random.key``; or legacy uint32 ``(2,)``, ``jax.random.PRNGKey``)."""
+    """A PRNG key (see `funcnet._boundary.prng_key`); only full-batch training may go without one."""
     if key is None:
         if needed:
             raise ValueError("mini-batch training reshuffles every epoch and needs key=jax.random.key(seed)")
         return jax.random.key(0)  # unused: the full batch has nothing to shuffle
-    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(f"key must be a single PRNG key, got a key array of shape {key.shape}")
-        return key
-    shape, dtype = np.shape(key), getattr(key, "dtype", None)
-    if isinstance(key, (np.ndarray, jax.Array)) and shape == (2,) and dtype == np.uint32:
-        return key  # legacy jax.random.PRNGKey
-    raise TypeError(f"key must be a PRNG key, e.g. key=jax.random.key(0); got {type(key).__name__} {key!r}")
+    return _boundary.prng_key(key)
 
 
 def _check_metrics(metrics: Any) -> tuple:
