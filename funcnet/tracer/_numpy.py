@@ -533,7 +533,7 @@ def tile(a, reps):
     """``a`` tiled: one gather whose index on each axis is ``np.tile(arange(n), r)``."""
     reps = (int(reps),) if np.ndim(reps) == 0 else tuple(int(r) for r in reps)
     shape = _shape(a)
-    nd = max(len(shape), len(reps))
+    nd = len(shape) if len(shape) > len(reps) else len(reps)
     shape = (1,) * (nd - len(shape)) + tuple(shape)
     reps = (1,) * (nd - len(reps)) + reps
     a = R.reshape(a, shape)
@@ -826,7 +826,9 @@ def _nan_to(value):
 # no gradient, as in JAX: NumPy functions computed on the plain values, and ufuncs run on them
 _PLAIN_MORE = (np.fix, np.argpartition, np.around, np.searchsorted, np.digitize, np.flatnonzero, np.argwhere,
                np.unique, np.isreal, np.iscomplex, np.isneginf, np.isposinf, np.array_equiv, np.real_if_close)
-ZERO_GRADIENT_UFUNCS.update({np.floor_divide, np.heaviside, np.signbit})
+ZERO_GRADIENT_UFUNCS.update({np.floor_divide, np.heaviside, np.signbit, np.less, np.less_equal, np.greater,
+                             np.greater_equal, np.equal, np.not_equal, np.logical_and, np.logical_or,
+                             np.logical_xor, np.logical_not, np.isnan, np.isinf, np.isfinite})
 
 NUMPY_FUNCTIONS.update({
     np.prod: _np_prod, np.cumsum: cumsum, np.cumprod: cumprod, np.var: _np_var, np.std: _np_std, np.clip: _np_clip,
