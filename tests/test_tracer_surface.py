@@ -193,6 +193,27 @@ CASES = [
     ("method-cumsum", lambda xp, x: xp.sum(x.cumsum(axis=1) * W), (normal(3, 4),)),
     ("method-clip-squeeze", lambda xp, x: xp.sum(x.clip(-0.5, 0.5).squeeze() * W), (normal(3, 1, 4).reshape(3, 4),)),
     ("method-astype-T", lambda xp, x: xp.sum(x.astype(xp.float64).T * W.T), (normal(3, 4),)),
+    # ---- added with the NumPy breadth work (issue 16): more of autograd's surface and the edges of the above
+    ("prod-keepdims-zero", lambda xp, x: xp.sum(xp.prod(x, axis=1, keepdims=True) * x), (np.array([[1.0, 0.0, 2.0], [0.5, 3.0, -1.0]]),)),
+    ("cumprod-with-zero", lambda xp, x: xp.sum(xp.cumprod(x) * xp.arange(1.0, 6.0)), (np.array([2.0, 0.0, 3.0, 1.5, -0.5]),)),
+    ("median-axis-even", lambda xp, x: xp.sum(xp.median(x, axis=0) * xp.arange(1.0, 4.0)), (distinct(4, 3),)),
+    ("average-no-weights", lambda xp, x: xp.sum(xp.average(x, axis=0) ** 2), (normal(3, 4),)),
+    ("diff", lambda xp, x: xp.sum(xp.diff(x, axis=1) ** 2) + xp.sum(xp.diff(x, n=2, axis=0) ** 3), (normal(4, 3),)),
+    ("nansum", lambda xp, x: xp.nansum(xp.where(x > 0, x, xp.nan) ** 2), (normal(3, 4),)),
+    ("fliplr-flipud", lambda xp, x: xp.sum(xp.fliplr(x) * W + xp.flipud(x) * W ** 2), (normal(3, 4),)),
+    ("rot90-k3-roll-flat", lambda xp, x: xp.sum(xp.rot90(x, 3) * W.T) + xp.sum(xp.roll(x, 5) * W), (normal(3, 4),)),
+    ("pad-edge-reflect", lambda xp, x: xp.sum(xp.pad(x, 2, mode="edge") ** 2) + xp.sum(xp.pad(x, 1, mode="reflect") ** 3), (normal(3, 4),)),
+    ("expand_dims-tuple", lambda xp, x: xp.sum(xp.expand_dims(x, (0, 2)) * xp.ones((2, 3, 1, 4))), (normal(3, 4),)),
+    ("dsplit-take-axis", lambda xp, x: xp.sum(xp.dsplit(x, 2)[1] ** 2) + xp.sum(xp.take(x, xp.array([1, 1]), axis=1) ** 3), (normal(2, 3, 4),)),
+    ("arctan2-quadrants", lambda xp, y, x: xp.sum(xp.arctan2(y, x) * W), (normal(3, 4), normal(3, 4, seed=5))),
+    ("mod-negative", lambda xp, x, y: xp.sum(xp.mod(x, y) * W + xp.fmod(x, y) ** 2), (normal(3, 4) * 3, -positive(4) - 0.3)),
+    ("angle-real", lambda xp, x: xp.sum(xp.angle(x * (1.0 + 2j)) * W), (normal(3, 4),)),
+    ("sinc-near-zero", lambda xp, x: xp.sum(xp.sinc(x) * W), (normal(3, 4) * 0.01,)),
+    ("std-ddof-method", lambda xp, x: x.std(axis=0, ddof=1).sum() + x.var(ddof=2), (normal(3, 4),)),
+    ("cumprod-method-prod-axes", lambda xp, x: x.cumprod(axis=2).sum() + x.prod(axis=(0, 2)).sum(), (positive(2, 3, 2),)),
+    ("real-imag-conj-attributes", lambda xp, x: xp.sum((x * (2.0 - 1j)).real * W + (x * 1j).imag ** 2 + x.conj() * W), (normal(3, 4),)),
+    ("nested-list-index", lambda xp, x: xp.sum(x[xp.array([[0, 1], [2, 2]])] ** 2) + xp.sum(x[:, xp.array([True, False, True, True])] ** 3), (normal(3, 4),)),
+    ("greater-untraced-left", lambda xp, x: xp.sum(xp.where(xp.greater(W, x), x, x ** 2)), (normal(3, 4),)),
 ]
 
 
