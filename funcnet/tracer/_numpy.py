@@ -575,8 +575,10 @@ def roll(a, shift, axis=None):
 
 
 def pad(array, pad_width, mode="constant", constant_values=0, **kw):
-    """Padded. ``constant``: concatenations with constant blocks; ``edge``, ``reflect``, ``symmetric``, ``wrap``:
-    a gather whose index is NumPy's own padding of ``arange(n)``. Other modes raise ``NotImplementedError``."""
+    """Padded: constant blocks concatenated (``constant``), or a gather by NumPy's own padding of ``arange(n)``.
+
+    The gather serves the modes ``edge``, ``reflect``, ``symmetric`` and ``wrap``; others raise ``NotImplementedError``.
+    """
     shape = _shape(array)
     nd = len(shape)
     widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (nd, 2))
