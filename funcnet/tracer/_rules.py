@@ -424,6 +424,8 @@ def _is_complex(x) -> bool:
 
 def _real_like(g, x):
     """A real argument's cotangent (or a real output's tangent) is real: the real part, as JAX's transposes give."""
+    if type(g) is np.ndarray and g.dtype.kind != "c":      # the common case, decided at once
+        return g
     return real(g) if _is_complex(g) and not _is_complex(x) else g
 
 
