@@ -102,8 +102,9 @@ min = _reduction(R.min)  # noqa: A001
 def var(x, axis=None, correction=0.0, keepdims=False):
     m = mean(x, axis=axis, keepdims=True)
     d = x - m
+    sq = R.real(d) ** 2 + R.imag(d) ** 2 if R._is_complex(d) else d * d   # |x - mean|², real (as NumPy)
     n = R._count(x, _norm_axis(axis, len(_shape(x))))
-    return sum(d * d, axis=axis, keepdims=keepdims) / (n - correction)
+    return sum(sq, axis=axis, keepdims=keepdims) / (n - correction)
 
 
 def std(x, axis=None, correction=0.0, keepdims=False):
@@ -365,7 +366,9 @@ class ArrayBox(Box):
     def tolist(self): return np.asarray(_concrete(self, "x.tolist()")).tolist()
 
     def __array__(self, dtype=None, copy=None):
-        return np.asarray(_concrete(self, "np.asarray()/np.array() (conversion to a NumPy array)"), dtype=dtype)
+        return np.asarray(_concrete(self, "np.asarray()/np.array()/np.r_/np.c_ (conversion to a NumPy array; build "
+                                          "arrays of traced values with np.stack([...]) or np.concatenate([...]))"),
+                          dtype=dtype)
 
     def __setitem__(self, idx, value):
         raise TypeError("traced values are immutable (in-place assignment would hide the change from the "
@@ -430,3 +433,438 @@ class ArrayBox(Box):
         impl = R.FUNCTIONS.get(func)
         return impl(*args, **kwargs) if impl is not None else func.__wrapped__(*args, **kwargs)
 
+
+    # ===== NumPy breadth (issue 16): methods of ndarray =====
+    real = property(lambda self: R.real(self))
+    imag = property(lambda self: R.imag(self))
+    def conj(self): return R.conj(self)
+    conjugate = conj
+    def dot(self, other): return dot(self, other)
+    def ravel(self, order="C"): return ravel(self, order)
+    def flatten(self, order="C"): return ravel(self, order)
+    def squeeze(self, axis=None): return squeeze(self, axis)
+    def swapaxes(self, axis1, axis2): return swapaxes(self, axis1, axis2)
+    def repeat(self, repeats, axis=None): return repeat(self, repeats, axis)
+    def take(self, indices, axis=None, out=None, mode="raise"): return take(self, indices, axis, out, mode)
+    def clip(self, min=None, max=None, out=None, **kw): return _np_clip(self, min, max, out=out, **kw)  # noqa: A002
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False): return _np_prod(self, axis, keepdims=keepdims, out=out)
+    def cumsum(self, axis=None, dtype=None, out=None): return cumsum(self, axis, out=out)
+    def cumprod(self, axis=None, dtype=None, out=None): return cumprod(self, axis, out=out)
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return _np_var(self, axis, out=out, ddof=ddof, keepdims=keepdims)
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return _np_std(self, axis, out=out, ddof=ddof, keepdims=keepdims)
+    def argmax(self, axis=None, **kw): return np.argmax(strip(self), axis=axis, **kw)
+    def argmin(self, axis=None, **kw): return np.argmin(strip(self), axis=axis, **kw)
+    def argsort(self, axis=-1, **kw): return np.argsort(strip(self), axis=axis, **kw)
+    def nonzero(self): return np.nonzero(strip(self))
+    def round(self, decimals=0): return np.round(strip(self), decimals)
+    def any(self, *args, **kw): return np.any(strip(self), *args, **kw)
+    def all(self, *args, **kw): return np.all(strip(self), *args, **kw)
+    def copy(self): return self
+    def diagonal(self, *args, **kw): return np.diagonal(self, *args, **kw)
+
+    def sort(self, *args, **kw):
+        raise TypeError("x.sort() sorts in place, and traced values are immutable; write x = np.sort(x) instead")
+
+    def fill(self, value):
+        raise TypeError("x.fill() modifies in place, and traced values are immutable; write np.full_like(x, v) "
+                        "or np.where(mask, v, x) instead")
+
+
+# ===== NumPy breadth (issue 16): composite functions, NumPy dispatch and namespace entries =====
+# Each composite is written with primitives of the rule table (R.*), so its derivatives of every order,
+# forward and reverse, follow from theirs; none loops over elements.
+
+def _no_out(out, name):
+    if out is not None:
+        raise TypeError(f"numpy.{name}(..., out=...) would write into an array in place; traced values are "
+                        "immutable. Use the returned value instead.")
+
+
+def _axis_of(x, axis):
+    nd = len(_shape(x))
+    return int(axis) % nd if nd else int(axis)
+
+
+def _along(x, axis, index):
+    """``x`` indexed by ``index`` (a slice or an integer array) along ``axis``: one getitem."""
+    return R.getitem(x, (slice(None),) * _axis_of(x, axis) + (index,))
+
+
+def ravel(a, order="C"):
+    """``a`` flattened: a reshape (``order="F"`` reverses the axes first)."""
+    if order == "F":
+        a = transpose(a)
+    elif order not in ("C", "A", "K"):
+        raise ValueError(f"ravel: order must be 'C', 'F', 'A' or 'K', got {order!r}")
+    return R.reshape(a, (-1,))
+
+
+def moveaxis(a, source, destination):
+    nd = len(_shape(a))
+    src = [int(s) % nd for s in np.atleast_1d(source)]
+    dst = [int(d) % nd for d in np.atleast_1d(destination)]
+    if len(src) != len(dst):
+        raise ValueError(f"moveaxis: source {source!r} and destination {destination!r} need the same length")
+    order = [n for n in range(nd) if n not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute_dims(a, order)
+
+
+def _np_expand_dims(a, axis):
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    nd = len(_shape(a)) + len(axes)
+    axes = sorted(int(ax) % nd for ax in axes)
+    shape = list(_shape(a))
+    for ax in axes:
+        shape.insert(ax, 1)
+    return R.reshape(a, tuple(shape))
+
+
+def repeat(a, repeats, axis=None):
+    """Each element repeated: a gather with ``np.repeat(arange(n), repeats)`` (its VJP sums the copies)."""
+    if axis is None:
+        a, axis = ravel(a), 0
+    n = _shape(a)[_axis_of(a, axis)]
+    return _along(a, axis, np.repeat(np.arange(n), np.asarray(strip(repeats))))
+
+
+def tile(a, reps):
+    """``a`` tiled: one gather whose index on each axis is ``np.tile(arange(n), r)``."""
+    reps = (int(reps),) if np.ndim(reps) == 0 else tuple(int(r) for r in reps)
+    shape = _shape(a)
+    nd = len(shape) if len(shape) > len(reps) else len(reps)
+    shape = (1,) * (nd - len(shape)) + tuple(shape)
+    reps = (1,) * (nd - len(reps)) + reps
+    a = R.reshape(a, shape)
+    return R.getitem(a, np.ix_(*[np.tile(np.arange(n), r) for n, r in zip(shape, reps)])) if nd else a
+
+
+def flip(m, axis=None):
+    nd = len(_shape(m))
+    axes = range(nd) if axis is None else [int(ax) % nd for ax in np.atleast_1d(axis)]
+    idx = [slice(None)] * nd
+    for ax in axes:
+        idx[ax] = slice(None, None, -1)
+    return R.getitem(m, tuple(idx))
+
+
+def rot90(m, k=1, axes=(0, 1)):
+    """Rotated by 90° k times in the plane of ``axes``: flips and a transpose, as NumPy does it."""
+    nd = len(_shape(m))
+    a0, a1 = int(axes[0]) % nd, int(axes[1]) % nd
+    k %= 4
+    if k == 0:
+        return m
+    if k == 2:
+        return flip(flip(m, a0), a1)
+    perm = list(range(nd))
+    perm[a0], perm[a1] = perm[a1], perm[a0]
+    return permute_dims(flip(m, a1), perm) if k == 1 else flip(permute_dims(m, perm), a1)
+
+
+def roll(a, shift, axis=None):
+    """Rolled: a gather with the index ``(arange(n) - shift) % n`` on each axis."""
+    if axis is None:
+        return R.reshape(roll(ravel(a), shift, 0), _shape(a))
+    shifts, axes = np.broadcast_arrays(np.atleast_1d(shift), np.atleast_1d(axis))
+    for s, ax in zip(shifts, axes):
+        n = _shape(a)[_axis_of(a, ax)]
+        a = _along(a, ax, (np.arange(n) - int(s)) % n) if n else a
+    return a
+
+
+def pad(array, pad_width, mode="constant", constant_values=0, **kw):
+    """Padded: constant blocks concatenated (``constant``), or a gather by NumPy's own padding of ``arange(n)``.
+
+    The gather serves the modes ``edge``, ``reflect``, ``symmetric`` and ``wrap``; others raise ``NotImplementedError``.
+    """
+    shape = _shape(array)
+    nd = len(shape)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (nd, 2))
+    if mode == "constant":
+        values = np.broadcast_to(np.asarray(strip(constant_values)), (nd, 2))
+        for ax, ((before, after), (cb, ca)) in enumerate(zip(widths, values)):
+            s = list(_shape(array))
+            parts = []
+            if before:
+                parts.append(np.full(s[:ax] + [before] + s[ax + 1:], cb, dtype=_dtype_of(array)))
+            parts.append(array)
+            if after:
+                parts.append(np.full(s[:ax] + [after] + s[ax + 1:], ca, dtype=_dtype_of(array)))
+            array = R.concat(*parts, axis=ax) if len(parts) > 1 else array
+        return array
+    if mode not in ("edge", "reflect", "symmetric", "wrap") or kw:
+        raise NotImplementedError(f"np.pad(mode={mode!r}{', ' + ', '.join(kw) if kw else ''}) on traced values: "
+                                  "the tracer supports the modes constant, edge, reflect, symmetric and wrap")
+    for ax, (before, after) in enumerate(widths):
+        if before or after:
+            array = _along(array, ax, np.pad(np.arange(shape[ax]), (int(before), int(after)), mode=mode))
+    return array
+
+
+def _dtype_of(x):
+    return R._dtype(x)
+
+
+def _tri_mask(x, k, lower):
+    n, m = _shape(x)[-2:]
+    return np.tri(n, m, k, dtype=bool) if lower else ~np.tri(n, m, k - 1, dtype=bool)
+
+
+def tril(m, k=0):
+    """The lower triangle: ``where(mask, m, 0)`` (the gradient is masked too, as in JAX)."""
+    return R.where(_tri_mask(m, k, True), m, np.zeros((), dtype=_dtype_of(m)))
+
+
+def triu(m, k=0):
+    return R.where(_tri_mask(m, k, False), m, np.zeros((), dtype=_dtype_of(m)))
+
+
+def array_split(ary, indices_or_sections, axis=0):
+    """Pieces along ``axis``: one slice (getitem) each, cut where ``np.array_split`` cuts."""
+    n = _shape(ary)[_axis_of(ary, axis)]
+    if np.ndim(indices_or_sections) == 0:
+        sections = int(indices_or_sections)
+        if sections <= 0:
+            raise ValueError(f"array_split: number of sections must be larger than 0, got {sections}")
+        sizes = [n // sections + 1] * (n % sections) + [n // sections] * (sections - n % sections)
+        cuts = np.cumsum([0] + sizes)
+    else:
+        cuts = [0] + [int(i) for i in indices_or_sections] + [n]
+    return [_along(ary, axis, slice(int(lo), int(hi))) for lo, hi in zip(cuts[:-1], cuts[1:])]
+
+
+def split(ary, indices_or_sections, axis=0):
+    if np.ndim(indices_or_sections) == 0:
+        n = _shape(ary)[_axis_of(ary, axis)]
+        if n % int(indices_or_sections):
+            raise ValueError(f"array split does not result in an equal division: {n} elements into "
+                             f"{int(indices_or_sections)} sections (np.array_split allows that)")
+    return array_split(ary, indices_or_sections, axis)
+
+
+def hsplit(ary, indices_or_sections):
+    return split(ary, indices_or_sections, 1 if len(_shape(ary)) > 1 else 0)
+
+
+def vsplit(ary, indices_or_sections):
+    if len(_shape(ary)) < 2:
+        raise ValueError(f"vsplit only works on arrays of 2 or more dimensions, got shape {_shape(ary)}")
+    return split(ary, indices_or_sections, 0)
+
+
+def dsplit(ary, indices_or_sections):
+    if len(_shape(ary)) < 3:
+        raise ValueError(f"dsplit only works on arrays of 3 or more dimensions, got shape {_shape(ary)}")
+    return split(ary, indices_or_sections, 2)
+
+
+def _atleast(x, nd):
+    s = _shape(x)
+    if len(s) >= nd:
+        return x
+    new = {1: (1,), 2: (1,) + tuple(s) if s else (1, 1), 3: (1, 1, 1) if not s else (1,) + tuple(s) + (1,)
+           if len(s) == 1 else tuple(s) + (1,)}[nd]
+    return R.reshape(x, new)
+
+
+def _atleast_fn(nd):
+    def atleast(*arys):
+        out = [_atleast(a, nd) for a in arys]
+        return out[0] if len(out) == 1 else tuple(out)
+    atleast.__name__ = f"atleast_{nd}d"
+    return atleast
+
+
+atleast_1d, atleast_2d, atleast_3d = _atleast_fn(1), _atleast_fn(2), _atleast_fn(3)
+
+
+def hstack(tup, **kw):
+    arrs = [_atleast(a, 1) for a in tup]
+    return concat(arrs, axis=0 if all(len(_shape(a)) == 1 for a in arrs) else 1)
+
+
+def vstack(tup, **kw):
+    return concat([_atleast(a, 2) for a in tup], axis=0)
+
+
+def dstack(tup, **kw):
+    return concat([_atleast(a, 3) for a in tup], axis=2)
+
+
+def column_stack(tup):
+    return concat([R.reshape(a, (-1, 1)) if len(_shape(a)) < 2 else a for a in tup], axis=1)
+
+
+def append(arr, values, axis=None):
+    if axis is None:
+        return concat([ravel(arr), ravel(values)], axis=0)
+    return concat([arr, values], axis=axis)
+
+
+def partition(a, kth, axis=-1, **kw):
+    """As ``np.partition``, read through ``np.argpartition`` of the plain values (the gradient follows each element)."""
+    if axis is None:
+        a, axis = ravel(a), -1
+    return R.take_along_axis(a, np.argpartition(np.asarray(strip(a)), kth, axis=axis), int(axis))
+
+
+def take(a, indices, axis=None, out=None, mode="raise"):
+    """Elements at ``indices`` (a gather; ``mode="wrap"``/``"clip"`` adjust the plain indices first)."""
+    _no_out(out, "take")
+    if axis is None:
+        a, axis = ravel(a), 0
+    idx = np.asarray(strip(indices))
+    n = _shape(a)[_axis_of(a, axis)]
+    idx = idx % n if mode == "wrap" else np.clip(idx, 0, n - 1) if mode == "clip" else idx
+    return _along(a, axis, idx)
+
+
+def dot(a, b):
+    """``np.dot``: a product for scalars, ``matmul`` up to 2-D, else a ``tensordot`` over a's last and b's
+    second-to-last axis."""
+    na, nb = len(_shape(a)), len(_shape(b))
+    if na == 0 or nb == 0:
+        return a * b
+    if nb <= 2:
+        return R.matmul(a, b)
+    return tensordot(a, b, axes=([na - 1], [nb - 2]))
+
+
+def _np_prod(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    _no_out(out, "prod")
+    return R.prod(a, axis=_norm_axis(axis, len(_shape(a))), keepdims=bool(keepdims))
+
+
+def cumsum(a, axis=None, dtype=None, out=None):
+    _no_out(out, "cumsum")
+    return R.cumsum(a, axis=None if axis is None else _axis_of(a, axis))
+
+
+def cumprod(a, axis=None, dtype=None, out=None):
+    """Running products: a log2(n)-step scan of multiplications (exact derivatives with zeros, as JAX's)."""
+    _no_out(out, "cumprod")
+    if axis is None:
+        a, axis = ravel(a), 0
+    if not isinstance(a, Box):
+        return np.cumprod(a, axis=axis)
+    ax = _axis_of(a, axis)
+    moved = moveaxis(a, ax, -1)
+    scan = R._exclusive_cumprod_last(moved) * moved
+    return moveaxis(scan, -1, ax)
+
+
+def _np_var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    _no_out(out, "var")
+    return var(a, axis=axis, correction=ddof, keepdims=keepdims)
+
+
+def _np_std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    _no_out(out, "std")
+    return std(a, axis=axis, correction=ddof, keepdims=keepdims)
+
+
+def _np_clip(a, a_min=None, a_max=None, out=None, **kw):
+    _no_out(out, "clip")
+    return clip(a, kw.get("min", a_min), kw.get("max", a_max))
+
+
+def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """The middle of the sorted values (the mean of the two middle ones for an even count), through ``sort``."""
+    _no_out(out, "median")
+    s = sort(a, axis=-1 if axis is None else axis)
+    ax = -1 if axis is None else _axis_of(a, axis)
+    n = _shape(s)[ax]
+    mid = mean(_along(s, ax, slice((n - 1) // 2, n // 2 + 1)), axis=ax, keepdims=True)
+    if keepdims:
+        return mid if axis is not None else R.reshape(mid, (1,) * len(_shape(a)))
+    return squeeze(mid, axis=ax) if axis is not None else R.reshape(mid, ())
+
+
+def average(a, axis=None, weights=None, returned=False, keepdims=False):
+    """``sum(a·w, axis) / sum(w, axis)``; 1-D ``weights`` lie along ``axis``, as in NumPy."""
+    if weights is None:
+        avg = mean(a, axis=axis, keepdims=keepdims)
+        scl = np.full(_shape(avg), R._count(a, _norm_axis(axis, len(_shape(a)))), dtype=_dtype_of(avg))
+    else:
+        w = weights
+        if len(_shape(w)) == 1 and len(_shape(a)) > 1 and axis is not None and not isinstance(axis, tuple):
+            w = R.reshape(w, tuple(_shape(w)[0] if i == _axis_of(a, axis) else 1 for i in range(len(_shape(a)))))
+        scl = sum(R.broadcast_to(w, np.broadcast_shapes(_shape(w), _shape(a))), axis=axis, keepdims=keepdims)
+        avg = sum(a * w, axis=axis, keepdims=keepdims) / scl
+    return (avg, scl) if returned else avg
+
+
+def sinc(x):
+    """``sin(πx)/(πx)`` with the value 1 at 0, and every derivative at 0 from its Maclaurin series (as ``jnp.sinc``)."""
+    at0 = np.asarray(strip(x)) == 0
+    pix = np.pi * x
+    safe = R.where(at0, 1.0, pix)
+    return R.where(at0, R.sinc_maclaurin(pix, 0), R.sin(safe) / safe)
+
+
+def angle(z, deg=False):
+    """The argument of ``z``: ``arctan2(imag z, real z)`` (in degrees when ``deg``)."""
+    a = R.arctan2(R.imag(z), R.real(z))
+    return a * (180.0 / np.pi) if deg else a
+
+
+def diff(a, n=1, axis=-1, **kw):
+    """Differences of neighbours along ``axis``, ``n`` times: slices and a subtraction."""
+    if kw:
+        raise NotImplementedError("np.diff(..., prepend=/append=) on traced values: concatenate first, then diff")
+    for _ in range(n):
+        a = _along(a, axis, slice(1, None)) - _along(a, axis, slice(None, -1))
+    return a
+
+
+def _nan_to(value):
+    def f(a, *args, **kw):
+        return R.where(np.isnan(np.asarray(strip(a))), value, a)
+    return f
+
+
+# no gradient, as in JAX: NumPy functions computed on the plain values, and ufuncs run on them
+_PLAIN_MORE = (np.fix, np.argpartition, np.around, np.searchsorted, np.digitize, np.flatnonzero, np.argwhere,
+               np.unique, np.isreal, np.iscomplex, np.isneginf, np.isposinf, np.array_equiv, np.real_if_close)
+ZERO_GRADIENT_UFUNCS.update({np.floor_divide, np.heaviside, np.signbit, np.less, np.less_equal, np.greater,
+                             np.greater_equal, np.equal, np.not_equal, np.logical_and, np.logical_or,
+                             np.logical_xor, np.logical_not, np.isnan, np.isinf, np.isfinite})
+
+NUMPY_FUNCTIONS.update({
+    np.prod: _np_prod, np.cumsum: cumsum, np.cumprod: cumprod, np.var: _np_var, np.std: _np_std, np.clip: _np_clip,
+    np.ravel: ravel, np.moveaxis: moveaxis, np.expand_dims: _np_expand_dims, np.repeat: repeat, np.tile: tile,
+    np.flip: flip, np.fliplr: lambda m: flip(m, 1), np.flipud: lambda m: flip(m, 0), np.rot90: rot90,
+    np.roll: roll, np.pad: pad, np.tril: tril, np.triu: triu, np.split: split, np.array_split: array_split,
+    np.hsplit: hsplit, np.vsplit: vsplit, np.dsplit: dsplit, np.hstack: hstack, np.vstack: vstack,
+    np.dstack: dstack, np.column_stack: column_stack, np.append: append, np.atleast_1d: atleast_1d,
+    np.atleast_2d: atleast_2d, np.atleast_3d: atleast_3d, np.partition: partition, np.take: take,
+    np.median: median, np.average: average, np.sinc: sinc, np.angle: angle, np.diff: diff,
+    np.nansum: lambda a, axis=None, dtype=None, out=None, keepdims=False, **kw:
+        _np_reduction(sum)(_nan_to(0.0)(a), axis=axis, out=out, keepdims=keepdims),
+    np.nanprod: lambda a, axis=None, dtype=None, out=None, keepdims=False, **kw:
+        _np_prod(_nan_to(1.0)(a), axis=axis, out=out, keepdims=keepdims),
+})
+for _f in _PLAIN_MORE:
+    NUMPY_FUNCTIONS.setdefault(_f, _plain_fn(_f, _f.__name__))
+
+for _name, _f in dict(
+        prod=_reduction(R.prod), cumsum=cumsum, cumulative_sum=cumsum, cumprod=cumprod, ravel=ravel,
+        moveaxis=moveaxis, repeat=repeat, tile=tile, flip=flip, rot90=rot90, roll=roll, pad=pad, tril=tril,
+        triu=triu, split=split, array_split=array_split, hsplit=hsplit, vsplit=vsplit, dsplit=dsplit,
+        hstack=hstack, vstack=vstack, dstack=dstack, column_stack=column_stack, append=append,
+        atleast_1d=atleast_1d, atleast_2d=atleast_2d, atleast_3d=atleast_3d, partition=partition, take=take,
+        median=median, average=average, sinc=sinc, angle=angle, diff=diff, conjugate=R.conj, abs=R.abs,
+        radians=R.deg2rad, degrees=R.rad2deg, mod=R.remainder, atan2=R.arctan2, asin=R.arcsin, acos=R.arccos,
+        asinh=R.arcsinh, acosh=R.arccosh, atanh=R.arctanh, expand_dims=_np_expand_dims, amax=max, amin=min,
+        var=lambda x, axis=None, correction=0.0, keepdims=False, ddof=None: var(
+            x, axis=axis, correction=correction if ddof is None else ddof, keepdims=keepdims),
+        std=lambda x, axis=None, correction=0.0, keepdims=False, ddof=None: std(
+            x, axis=axis, correction=correction if ddof is None else ddof, keepdims=keepdims),
+        nansum=NUMPY_FUNCTIONS[np.nansum], fix=_plain_fn(np.fix, "fix"), argpartition=_plain_fn(np.argpartition,
+                                                                                                 "argpartition"),
+        sign=R.sign, dot=dot, floor_divide=_plain_fn(np.floor_divide, "floor_divide")).items():
+    setattr(namespace, _name, _f)

@@ -118,6 +118,7 @@ def unbroadcast(g, like):
     (stretched), giving ``(3, 1)``. Written with primitives, so higher orders see it.
     """
     shape, gshape = _shape(like), _shape(g)
+    g = _real_like(g, like)                     # a real argument's cotangent is real (complex numbers)
     if gshape == shape:
         return g
     lead = len(gshape) - len(shape)
@@ -315,7 +316,8 @@ sinh = unary(np.sinh, lambda ans, x: cosh(x), reads="args")
 cosh = unary(np.cosh, lambda ans, x: sinh(x), reads="args")
 tanh = unary(np.tanh, lambda ans, x: 1.0 - ans * ans, reads="ans")
 arctan = unary(np.arctan, lambda ans, x: 1.0 / (1.0 + x * x), reads="args")
-abs = unary(np.absolute, lambda ans, x: np.where(np.asarray(strip(x)) >= 0, 1.0, -1.0), "args", "abs")  # noqa: A001
+abs = define(np.absolute, "abs", dispatch=np.absolute, vjp=lambda g, ans, x: _abs_vjp(g, ans, x),  # noqa: A001
+             jvp=lambda t, ans, x: _abs_jvp(t, ans, x))
 sign = unary(np.sign, lambda ans, x: np.zeros_like(np.asarray(strip(x))), reads="args")
 square = unary(np.square, lambda ans, x: 2.0 * x, reads="args")
 
@@ -341,7 +343,8 @@ minimum = binary(np.minimum, lambda ans, x, y: _half_if_tied(x, ans, y), lambda 
 where = define(np.where, "where", reads="args", broadcasts=True,
                vjp=(None, lambda g, ans, c, x, y: where(c, g, 0.0), lambda g, ans, c, x, y: where(c, 0.0, g)),
                jvp=(None, lambda t, ans, c, x, y: where(c, t, 0.0), lambda t, ans, c, x, y: where(c, 0.0, t)))
-matmul = define(operator.matmul, "matmul", dispatch=np.matmul, reads="args", vjp=EveryArgument(_matmul_vjp),
+matmul = define(operator.matmul, "matmul", dispatch=np.matmul, reads="args",
+                vjp=EveryArgument(lambda i, g, ans, x, y: _real_like(_matmul_vjp(i, g, ans, x, y), (x, y)[i])),
                 jvp=(lambda t, ans, x, y: t @ y, lambda t, ans, x, y: x @ t))
 
 # reductions
@@ -386,7 +389,8 @@ stack = define(lambda *xs, axis=0: np.stack(xs, axis=axis), "stack", reads="shap
                jvp=EveryArgument(lambda i, t, ans, *xs, axis=0:
                                  stack(*[t if j == i else _zeros_like(x) for j, x in enumerate(xs)], axis=axis)))
 astype = define(lambda x, dtype: np.asarray(x).astype(dtype), "astype", reads="shape",
-                vjp=lambda g, ans, x, dtype: astype(g, _dtype(x)), jvp=lambda t, ans, x, dtype: astype(t, dtype))
+                vjp=lambda g, ans, x, dtype: astype(_real_like(g, x), _dtype(x)),
+                jvp=lambda t, ans, x, dtype: astype(_real_like(t, ans), dtype))
 # sort: the gradient is permuted back to where each element came from (as jax.grad does)
 sort = define(_sort_fun, "sort", reads="args",
               vjp=lambda g, ans, x, axis=-1: put_along_axis_add(g, np.argsort(np.asarray(strip(x)), axis=axis, kind="stable"),
@@ -404,3 +408,167 @@ softmax_cross_entropy_with_integer_labels = define(
     vjp=(lambda g, ans, z, labels: _sce_delta(z, labels) * g, None),
     jvp=(lambda t, ans, z, labels: sum(_sce_delta(z, labels) * t), None))
 FUNCTIONS[_constant] = lambda xp, x: strip(x)   # a value held constant: plain for every trace
+
+
+# ===== NumPy breadth (issue 16) =====
+# Elementwise functions, binary functions, reductions and complex numbers beyond what an MLP needs. The
+# composite functions of the NumPy surface (shapes, splits, median, ...) are in _numpy.py; they are written
+# with the primitives of this table, so they need no rules of their own.
+_LN2, _LN10 = float(np.log(2.0)), float(np.log(10.0))
+
+
+def _plainv(x):
+    return np.asarray(strip(x))
+
+
+def _is_complex(x) -> bool:
+    return _dtype(x).kind == "c"
+
+
+def _real_like(g, x):
+    """A real argument's cotangent (or a real output's tangent) is real: the real part, as JAX's transposes give."""
+    if type(g) is np.ndarray and g.dtype.kind != "c":      # the common case, decided at once
+        return g
+    return real(g) if _is_complex(g) and not _is_complex(x) else g
+
+
+def _complex_like(g, x):
+    """A complex argument's cotangent is complex (``g + 0j``), as JAX's ``real`` transpose gives."""
+    return astype(g, _dtype(x)) if _is_complex(x) and not _is_complex(g) else g
+
+
+def _nonzero(ans):
+    """``ans`` with its zeros replaced by 1 (a divisor that is safe; the zeros are handled by a mask)."""
+    return where(_plainv(ans) == 0, 1.0, ans)
+
+
+def _abs_vjp(g, ans, x):
+    if _is_complex(x):                  # |z|: conj(z)/|z|, and 0 at z = 0 (as JAX)
+        return g * (conj(x) / _nonzero(ans))
+    return g * np.where(_plainv(x) >= 0, 1.0, -1.0).astype(_dtype(x))
+
+
+def _abs_jvp(t, ans, x):
+    if _is_complex(x):
+        return real(t * (conj(x) / _nonzero(ans)))
+    return t * np.where(_plainv(x) >= 0, 1.0, -1.0).astype(_dtype(x))
+
+
+def _sinc_maclaurin_fun(x, k):
+    """The k-th derivative of sin(u)/u at u = 0, shaped like ``x``: (-1)^(k/2)/(k+1) for even k, 0 for odd k."""
+    c = 0.0 if k % 2 else (-1.0) ** (k // 2) / (k + 1)
+    return np.zeros_like(x) + c
+
+
+def _fmax_mask(x, y):        # where fmax takes x (ties and a NaN in y go to y and x as jnp.fmax)
+    xv, yv = _plainv(x), _plainv(y)
+    return ((xv > yv) | np.isnan(yv)).astype(np.result_type(xv, yv))
+
+
+def _fmin_mask(x, y):
+    xv, yv = _plainv(x), _plainv(y)
+    return ((xv < yv) | np.isnan(yv)).astype(np.result_type(xv, yv))
+
+
+def _flip_last(x):
+    return getitem(x, (Ellipsis, slice(None, None, -1)))
+
+
+def _exclusive_cumprod_last(x):
+    """``out[..., i] = prod(x[..., :i])`` by log2(n) vectorized multiplications (a Hillis-Steele scan)."""
+    shape = _shape(x)
+    n = shape[-1]
+    out = concat(np.ones(shape[:-1] + (1,), dtype=_dtype(x)), getitem(x, (Ellipsis, slice(None, n - 1))), axis=-1)
+    s = 1
+    while s < n:
+        ones = np.ones(shape[:-1] + (s,), dtype=_dtype(x))
+        out = out * concat(ones, getitem(out, (Ellipsis, slice(None, n - s))), axis=-1)
+        s *= 2
+    return out
+
+
+def _others_product(x, axis):
+    """Each element's partner in ``prod(x, axis)``: the product of the other elements of its slice.
+
+    Exact when the slice holds zeros (no division), and built from multiplications, so every order of
+    derivative is exact too (as JAX's product rule).
+    """
+    shape = _shape(x)
+    nd = len(shape)
+    red = _axes(axis, nd)
+    if not red or 0 in [shape[a] for a in red]:
+        return np.ones(shape, dtype=_dtype(x))
+    keep = tuple(a for a in range(nd) if a not in red)
+    perm = keep + red
+    moved = permute_dims(x, perm) if perm != tuple(range(nd)) else x
+    flat = reshape(moved, tuple(shape[a] for a in keep) + (_count(x, red),))
+    others = _exclusive_cumprod_last(flat) * _flip_last(_exclusive_cumprod_last(_flip_last(flat)))
+    others = reshape(others, tuple(shape[a] for a in perm))
+    return permute_dims(others, tuple(np.argsort(perm))) if perm != tuple(range(nd)) else others
+
+
+def _flip_axis(x, axis):
+    return getitem(x, (slice(None),) * axis + (slice(None, None, -1),))
+
+
+def _cumsum_fun(x, axis=None):
+    return np.cumsum(x, axis=axis)
+
+
+def _cumsum_vjp(g, ans, x, axis=None):
+    if axis is None:                    # cumsum of the flattened input
+        return reshape(_flip_axis(cumsum(_flip_axis(g, 0), axis=0), 0), _shape(x))
+    return _flip_axis(cumsum(_flip_axis(g, axis), axis=axis), axis)
+
+
+def _prod_fun(x, axis=None, keepdims=False):
+    return np.prod(x, axis=axis, keepdims=keepdims)
+
+
+# elementwise, one argument
+reciprocal = unary(np.reciprocal, lambda ans, x: -(ans * ans), reads="ans")
+exp2 = unary(np.exp2, lambda ans, x: ans * _LN2, reads="ans")
+log2 = unary(np.log2, lambda ans, x: 1.0 / (x * _LN2), reads="args")
+log10 = unary(np.log10, lambda ans, x: 1.0 / (x * _LN10), reads="args")
+arcsin = unary(np.arcsin, lambda ans, x: 1.0 / sqrt(1.0 - x * x), reads="args")
+arccos = unary(np.arccos, lambda ans, x: -1.0 / sqrt(1.0 - x * x), reads="args")
+arcsinh = unary(np.arcsinh, lambda ans, x: 1.0 / sqrt(x * x + 1.0), reads="args")
+arccosh = unary(np.arccosh, lambda ans, x: 1.0 / sqrt((x - 1.0) * (x + 1.0)), reads="args")
+arctanh = unary(np.arctanh, lambda ans, x: 1.0 / ((1.0 + x) * (1.0 - x)), reads="args")
+cbrt = unary(np.cbrt, lambda ans, x: 1.0 / (3.0 * ans * ans), reads="ans")
+fabs = unary(np.fabs, lambda ans, x: np.where(_plainv(x) >= 0, 1.0, -1.0).astype(_dtype(x)), reads="args")
+deg2rad = unary(np.deg2rad, lambda ans, x: np.pi / 180.0, reads=())
+rad2deg = unary(np.rad2deg, lambda ans, x: 180.0 / np.pi, reads=())
+FUNCTIONS[np.radians], FUNCTIONS[np.degrees] = deg2rad, rad2deg
+# sinc's derivatives at 0, order k (sinc itself is a composite in _numpy.py, as jnp.sinc)
+sinc_maclaurin = define(_sinc_maclaurin_fun, "sinc_maclaurin", reads="args",
+                        vjp=lambda g, ans, x, k: g * sinc_maclaurin(x, k + 1),
+                        jvp=lambda t, ans, x, k: t * sinc_maclaurin(x, k + 1))
+
+# complex numbers: JAX's transposes (a cotangent is not conjugated; real and imag send g and -i·g back)
+real = define(np.real, "real", dispatch=np.real, reads="shape",
+              vjp=lambda g, ans, x: _complex_like(g, x), jvp=lambda t, ans, x: real(t))
+imag = define(np.imag, "imag", dispatch=np.imag, reads="shape",
+              vjp=lambda g, ans, x: -1j * g if _is_complex(x) else g * 0.0, jvp=lambda t, ans, x: imag(t))
+conj = define(np.conjugate, "conj", dispatch=np.conjugate, reads=(),
+              vjp=lambda g, ans, x: conj(g), jvp=lambda t, ans, x: conj(t))
+
+# elementwise, two broadcasting arguments
+arctan2 = binary(np.arctan2, lambda ans, y, x: x / (x * x + y * y), lambda ans, y, x: -y / (x * x + y * y))
+hypot = binary(np.hypot, lambda ans, x, y: where(_plainv(ans) == 0, 0.5, x / _nonzero(ans)),
+               lambda ans, x, y: where(_plainv(ans) == 0, 0.5, y / _nonzero(ans)), reads=("ans", "args"))
+logaddexp = binary(np.logaddexp, lambda ans, x, y: exp(x - ans), lambda ans, x, y: exp(y - ans), reads=("ans", "args"))
+logaddexp2 = binary(np.logaddexp2, lambda ans, x, y: exp2(x - ans), lambda ans, x, y: exp2(y - ans),
+                    reads=("ans", "args"))
+fmax = binary(np.fmax, lambda ans, x, y: _fmax_mask(x, y), lambda ans, x, y: 1.0 - _fmax_mask(x, y))
+fmin = binary(np.fmin, lambda ans, x, y: _fmin_mask(x, y), lambda ans, x, y: 1.0 - _fmin_mask(x, y))
+remainder = binary(np.remainder, lambda ans, x, y: 1.0, lambda ans, x, y: -np.floor(_plainv(x) / _plainv(y)))
+fmod = binary(np.fmod, lambda ans, x, y: 1.0, lambda ans, x, y: -np.trunc(_plainv(x) / _plainv(y)))
+
+# reductions
+prod = define(_prod_fun, "prod", reads="args",
+              vjp=lambda g, ans, x, axis=None, keepdims=False: _restore(g, x, axis, keepdims) * _others_product(x, axis),
+              jvp=lambda t, ans, x, axis=None, keepdims=False: sum(t * _others_product(x, axis), axis=axis,
+                                                                   keepdims=keepdims))
+cumsum = define(_cumsum_fun, "cumsum", reads="shape", vjp=_cumsum_vjp,
+                jvp=lambda t, ans, x, axis=None: cumsum(t, axis=axis))
