@@ -454,10 +454,10 @@ def test_non_scalar_output_points_to_vjp():
 
 
 def test_unsupported_numpy_function_names_it_and_shows_defvjp():
-    with pytest.raises(NotImplementedError, match=r"numpy\.cumprod(.|\n)*defvjp"):
-        tracer.grad(lambda a: np.sum(np.cumprod(a)))(np.ones(3))
-    with pytest.raises(NotImplementedError, match=r"numpy\.arcsinh(.|\n)*defvjp"):
-        tracer.grad(lambda a: np.sum(np.arcsinh(a)))(np.ones(3))
+    with pytest.raises(NotImplementedError, match=r"numpy\.i0(.|\n)*defvjp"):
+        tracer.grad(lambda a: np.sum(np.i0(a)))(np.ones(3))
+    with pytest.raises(NotImplementedError, match=r"numpy\.spacing(.|\n)*defvjp"):
+        tracer.grad(lambda a: np.sum(np.spacing(a)))(np.ones(3))
 
 
 def test_in_place_mutation_is_an_error():

@@ -133,3 +133,27 @@ def test_var_and_std_of_complex_values_are_real_as_numpy():
 def test_grad_of_complex_output_raises_type_error():
     with pytest.raises(TypeError, match="real float output"):
         tracer.grad(lambda z: np.sum(z * z))(cnormal(3))
+
+
+# A real value that meets a complex one in a product or sum receives a complex cotangent from that rule; its own
+# cotangent must be the real part (JAX's convention) before it flows on, e.g. into abs's complex-aware rule.
+MIXED = {
+    "re(z / |z|)": lambda xp, x: xp.sum(xp.real((x + 2j) / xp.abs(x + 2j))),
+    "re(z * |z|)": lambda xp, x: xp.sum(xp.real((x + 2j) * xp.abs(x + 2j))),
+    "re(conj(z) / |z|)": lambda xp, x: xp.sum(xp.real(xp.conj(x + 2j) / xp.abs(x + 2j))),
+    "|x + 2j|": lambda xp, x: xp.sum(xp.abs(x + 2j)),
+    "angle(x + 2j)": lambda xp, x: xp.sum(xp.angle(x + 2j)),
+    "imag(x (1 + 2j))²": lambda xp, x: xp.sum(xp.imag(x * (1 + 2j)) ** 2),
+}
+
+
+@pytest.mark.parametrize("name", MIXED)
+def test_real_values_mixed_with_complex_ones_match_jax_first_and_second_order(name):
+    f = MIXED[name]
+    x = np.array([0.3, -0.7, 1.1])
+    with jax.enable_x64(True):
+        want_g = jax.grad(lambda a: f(jnp, a))(jnp.asarray(x))
+        want_h = jax.hessian(lambda a: f(jnp, a))(jnp.asarray(x))
+    close(tracer.grad(lambda a: f(np, a))(x), want_g)
+    close(tracer.grad(lambda a: tracer.grad(lambda b: f(np, b))(a)[0])(x), np.asarray(want_h)[0])   # reverse of reverse
+    close(tracer.hessian(lambda a: f(np, a))(x), want_h)                                              # forward over reverse

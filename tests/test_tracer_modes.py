@@ -165,8 +165,8 @@ def test_sort_has_a_real_gradient():
 
 
 def test_numpy_function_without_rule_raises():
-    with pytest.raises(tracer.MissingRuleError, match=r"numpy\.cumprod"):
-        tracer.grad(lambda a: np.sum(np.cumprod(a)))(np.ones(3))
+    with pytest.raises(tracer.MissingRuleError, match=r"numpy\.i0"):
+        tracer.grad(lambda a: np.sum(np.i0(a)))(np.ones(3))
     assert issubclass(tracer.MissingRuleError, NotImplementedError)
 
 

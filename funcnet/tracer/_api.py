@@ -101,6 +101,7 @@ def _grad_of(b: Box, leaves: dict, given: set):
     g = leaves.get(b.seq)
     if g is None:
         return np.zeros_like(strip(b.value))
+    g = _rules._real_like(g, b.value)      # a real input's gradient is real (complex intermediates: JAX's convention)
     if isinstance(g, Box):
         return g
     xr = strip(b.value)

@@ -439,7 +439,7 @@ class ArrayBox(Box):
     imag = property(lambda self: R.imag(self))
     def conj(self): return R.conj(self)
     conjugate = conj
-    def dot(self, other): return dot(self, other)
+    def dot(self, other): return namespace.dot(self, other)       # numpy.dot, from the linear-algebra part
     def ravel(self, order="C"): return ravel(self, order)
     def flatten(self, order="C"): return ravel(self, order)
     def squeeze(self, axis=None): return squeeze(self, axis)
@@ -723,17 +723,6 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     return _along(a, axis, idx)
 
 
-def dot(a, b):
-    """``np.dot``: a product for scalars, ``matmul`` up to 2-D, else a ``tensordot`` over a's last and b's
-    second-to-last axis."""
-    na, nb = len(_shape(a)), len(_shape(b))
-    if na == 0 or nb == 0:
-        return a * b
-    if nb <= 2:
-        return R.matmul(a, b)
-    return tensordot(a, b, axes=([na - 1], [nb - 2]))
-
-
 def _np_prod(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
     _no_out(out, "prod")
     return R.prod(a, axis=_norm_axis(axis, len(_shape(a))), keepdims=bool(keepdims))
@@ -866,5 +855,18 @@ for _name, _f in dict(
             x, axis=axis, correction=correction if ddof is None else ddof, keepdims=keepdims),
         nansum=NUMPY_FUNCTIONS[np.nansum], fix=_plain_fn(np.fix, "fix"), argpartition=_plain_fn(np.argpartition,
                                                                                                  "argpartition"),
-        sign=R.sign, dot=dot, floor_divide=_plain_fn(np.floor_divide, "floor_divide")).items():
+        sign=R.sign, floor_divide=_plain_fn(np.floor_divide, "floor_divide")).items():
     setattr(namespace, _name, _f)
+
+# ===== linear algebra (issue 16, part A): loads the table's linear-algebra part, fills the namespace =====
+from funcnet.tracer import _linalg as _L  # noqa: E402  (here rather than in _rules.py: no import cycle)
+
+for _name, _f in _L.NAMESPACE.items():
+    setattr(namespace, _name, _f)
+for _name in [k for k in vars(namespace) if k.startswith("linalg.")]:   # primitives, not namespace functions
+    delattr(namespace, _name)
+namespace.linalg = types.SimpleNamespace(__name__="funcnet.tracer.numpy.linalg", tensordot=tensordot, **_L.linalg)
+namespace.einsum = _L.einsum
+NUMPY_FUNCTIONS[np.linalg.tensordot] = tensordot
+# ===== end of linear algebra =====
+

@@ -133,7 +133,10 @@ def unbroadcast(g, like):
 def _unbroadcasting(rule, i):
     def vjp(g, ans, *args, **kwargs):
         c = rule(g, ans, *args, **kwargs)
-        return c if getattr(c, "shape", ()) == getattr(args[i], "shape", ()) else unbroadcast(c, args[i])
+        x = args[i]
+        if getattr(c, "shape", ()) != getattr(x, "shape", ()):
+            return unbroadcast(c, x)            # sums the broadcast axes; a real x gets the real part
+        return _real_like(c, x)                 # a real x times a complex y: x's cotangent is real (as JAX)
     return vjp
 
 
@@ -427,7 +430,8 @@ def _is_complex(x) -> bool:
 
 def _real_like(g, x):
     """A real argument's cotangent (or a real output's tangent) is real: the real part, as JAX's transposes give."""
-    if type(g) is np.ndarray and g.dtype.kind != "c":      # the common case, decided at once
+    t = type(g)
+    if (t is np.ndarray and g.dtype.kind != "c") or t is np.float64 or t is float:   # the common cases, at once
         return g
     return real(g) if _is_complex(g) and not _is_complex(x) else g
 
