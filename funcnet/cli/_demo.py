@@ -93,7 +93,7 @@ def run(args) -> int:
     check = _gradcheck(model, params, Xte, yte, report, out)
     timings["gradcheck"] = time.perf_counter() - t
     t = time.perf_counter()
-    probs = _class_units(model, params, k_vis, args.steps, report, out)
+    units, scores = _visualize_classes(model, params, (train, val), k_train, k_vis, args, report, out)
     timings["visualize"] = time.perf_counter() - t
     t = time.perf_counter()
     fgsm_rows = _fgsm(model, params, Xte, yte, test_acc, report, out)
@@ -105,35 +105,34 @@ def run(args) -> int:
     summary = {
         "model": repr(model), "sizes": list(model.sizes), "test_accuracy": test_acc, "epochs_run": history.epochs,
         "best_epoch": _common.best_epoch(history), "gradcheck_ok": check.ok,
-        "gradcheck_max_rel_error": check.max_rel_error, "class_unit_confidence": probs.diagonal(),
-        "class_unit_predicted": probs.argmax(-1), "fgsm": fgsm_rows, "timings_s": timings, "seconds": seconds,
-        "files": files,
+        "gradcheck_max_rel_error": check.max_rel_error, "class_unit_confidence": units.probs.diagonal(),
+        "class_unit_predicted": units.probs.argmax(-1), "class_image_scores": scores, "fgsm": fgsm_rows,
+        "timings_s": timings, "seconds": seconds, "files": files,
     }
     _common.write_json(out / "summary.json", summary)
     verdict = "gradients agree" if check.ok else "GRADIENTS DISAGREE (see gradcheck.txt)"
-    report.result(f"test accuracy {test_acc:.4f}, {verdict}, FGSM eps 0.1 accuracy {fgsm_rows[1]['accuracy']:.4f}; "
-                  f"done in {seconds:.1f} s; wrote {', '.join(files)} to {out}")
+    report.result(f"test accuracy {test_acc:.4f}, {verdict}, class images: correlation with the class mean images "
+                  f"{scores['mean_correlation']:.2f}, transfer {scores['transfer']}/10; FGSM eps 0.1 accuracy "
+                  f"{fgsm_rows[1]['accuracy']:.4f}; done in {seconds:.1f} s; wrote {', '.join(files)} to {out}")
     return 0 if check.ok else 1
 
 
-def _class_units(model, params, key, steps: int, report, out):
-    """The 10 class-unit images (one compiled call), drawn to class_units.png; returns softmax of each image."""
-    import jax
-    import numpy as np
+def _visualize_classes(model, params, data, k_train, k_vis, args, report, out):
+    """The 10 class-unit images (one compiled call, visualize_units' defaults), scored against the class mean
+    images and a second network trained from another seed, drawn to class_units.png."""
+    from funcnet.cli import _class_units
 
-    import funcnet as fn
-    from funcnet import plotting
-
-    report.say(f"[3/4] visualizing the 10 class units (compiling, then {steps} steps in one call) ...")
-    images = fn.inputs.visualize_units(model, params, units=range(10), key=key, steps=steps,
-                                       learning_rate=0.05, objective="logit", l2=1e-3, tv=0.05,
-                                       input_shape=(8, 8), value_range=(0.0, 1.0))
-    probs = np.asarray(jax.nn.softmax(model.apply(params, images.reshape(10, 64))))
+    train, val = data
+    report.say(f"[3/4] training a second {'-'.join(map(str, model.sizes))} network from another seed (it judges "
+               f"the class images), then visualizing the 10 class units (compiling, then {args.steps} steps in "
+               "one call) ...")
+    other = _class_units.second_network(model, train, val, k_train, epochs=args.epochs)
+    units = _class_units.class_units(model, params, other, k_vis, train, steps=args.steps)
     report.say("      model's confidence in each image's own class: "
-               + " ".join(f"{k}:{probs[k, k]:.2f}" for k in range(10)))
-    plotting.image_grid(images, [f"{k}: p={probs[k, k]:.2f}" for k in range(10)], out / "class_units.png",
-                        normalize="none", title="inputs that maximize each class logit")
-    return probs
+               + " ".join(f"{k}:{units.probs[k, k]:.2f}" for k in range(10)))
+    report.say(f"      class images: {_class_units.describe(units)}")
+    _class_units.draw(units, model, out / "class_units.png", objective="margin")
+    return units, _class_units.summary(units)
 
 
 def _fgsm(model, params, X, y, test_acc: float, report, out) -> list[dict]:
