@@ -1,7 +1,7 @@
 """`funcnet demo`: the main job, on the bundled digits.
 
-Trains an MLP, checks its gradient four ways, draws what each class unit wants to see, and attacks it with
-FGSM; everything lands in one output folder.
+Trains an MLP, checks its gradient four ways, draws what each class unit wants to see (scored against the class
+mean images and a second network), and attacks it with FGSM; everything lands in one output folder.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ def register(sub, parents=()) -> argparse.ArgumentParser:
         description="On the bundled 8x8 digits: train a 64-H-10 ReLU MLP with fn.fit (progress shown), report "
                     "test accuracy, compare the gradient of that trained network's loss by jax.grad, the funcnet "
                     "tracer, finite differences and the hand-derived delta rule, visualize the 10 class units in "
-                    "one compiled call, and show the accuracy drop under FGSM. Writes checkpoint.npz (the model, "
+                    "one compiled call and score the images (correlation with each class's mean image; how many "
+                    "a second network trained from another seed classifies as their class), and show the "
+                    "accuracy drop under FGSM. Writes checkpoint.npz (the model, "
                     "for `funcnet visualize --params`), PNGs, gradcheck.txt and summary.json to the output folder.")
     _common.add_out(p, "funcnet-out/demo")
     _common.add_seed(p)
