@@ -63,7 +63,8 @@ def test_train_then_visualize_compose(tmp_path, capsys):
                  "--out", str(train_out), "--quiet"]) == 0
     trained = _strict(train_out / "summary.json")
     assert main(["visualize", "--params", str(train_out / "checkpoint.npz"), "--steps", "5", "--hidden-units", "3",
-                 "--epochs", "2", "--out", str(vis_out), "--quiet"]) == 0
+                 "--epochs", "2", "--objective", "logit", "--jitter", "1.5", "--rotate", "0",
+                 "--out", str(vis_out), "--quiet"]) == 0
     vis = _strict(vis_out / "summary.json")
     assert vis["sizes"] == [64, 16, 10] == trained["sizes"]
     # visualize tests the loaded model on the digits that training held out (the split of the training seed):
@@ -71,6 +72,8 @@ def test_train_then_visualize_compose(tmp_path, capsys):
     assert vis["test_accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-6)
     assert len(vis["hidden_units"]) == 3 and (vis_out / "class_units.png").is_file()
     check_class_image_scores(vis["class_image_scores"])
+    assert vis["objective"] == "logit"
+    assert vis["class_recipe"] == {"lr": 0.05, "l2": 0.1, "tv": 0.0, "jitter": 1.5, "scale": 0.1, "rotate": 0.0}
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 2 and out[0].startswith("test accuracy") and out[1].startswith("class confidence")  # --quiet
 

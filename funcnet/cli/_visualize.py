@@ -157,7 +157,9 @@ def run(args) -> int:
     hidden = _hidden_units(model, params, args, k_vis, Xtr, out)
     summary = {
         "model": repr(model), "sizes": list(model.sizes), "params": args.params, "test_accuracy": test_acc,
-        "objective": objective, "steps": args.steps, "class_confidence": cls.probs.diagonal(),
+        "objective": objective, "steps": args.steps,
+        "class_recipe": {k: getattr(args, k) for k in ("lr", "l2", "tv", "jitter", "scale", "rotate")},
+        "class_confidence": cls.probs.diagonal(),
         "class_predicted": cls.probs.argmax(-1), "class_image_scores": _class_units.summary(cls), **hidden,
         "seconds": time.perf_counter() - t0, "files": ["class_units.png", "hidden_units.png", "objective.png"],
     }
