@@ -21,6 +21,16 @@ def _strict(path):
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
+def check_class_image_scores(scores):
+    """summary.json's class-image scores: numbers in range, and the mean and the count they summarize agree."""
+    corr, mean = scores["correlation"], scores["mean_correlation"]
+    assert len(corr) == 10 and all(isinstance(c, float) and -1 <= c <= 1 for c in corr), corr
+    assert isinstance(mean, float) and -1 <= mean <= 1 and mean == pytest.approx(sum(corr) / 10, abs=1e-12)
+    assert isinstance(scores["transfer"], int) and 0 <= scores["transfer"] <= 10
+    assert scores["transfer"] == sum(p == k for k, p in enumerate(scores["transfer_predicted"]))
+    assert all(isinstance(c, int) and 0 <= c <= 9 for c in scores["nearest_class_mean"])
+
+
 def test_demo_smoke(tmp_path):
     proc = _run("demo", "--quick", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -41,7 +51,10 @@ def test_demo_smoke(tmp_path):
     accs = [row["accuracy"] for row in summary["fgsm"]]
     assert accs[0] < summary["test_accuracy"] and accs == sorted(accs, reverse=True)
     assert "jax vs tracer" in proc.stdout and "[1/4] training" in proc.stdout and "compilation" in proc.stdout
-    assert proc.stdout.strip().splitlines()[-1].startswith("test accuracy")
+    check_class_image_scores(summary["class_image_scores"])
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("test accuracy") and "correlation with the class mean images" in last
+    assert f"transfer {summary['class_image_scores']['transfer']}/10" in last
 
 
 def test_train_then_visualize_compose(tmp_path, capsys):
@@ -50,6 +63,7 @@ def test_train_then_visualize_compose(tmp_path, capsys):
                  "--out", str(train_out), "--quiet"]) == 0
     trained = _strict(train_out / "summary.json")
     assert main(["visualize", "--params", str(train_out / "checkpoint.npz"), "--steps", "5", "--hidden-units", "3",
+                 "--epochs", "2", "--objective", "logit", "--jitter", "1.5", "--rotate", "0",
                  "--out", str(vis_out), "--quiet"]) == 0
     vis = _strict(vis_out / "summary.json")
     assert vis["sizes"] == [64, 16, 10] == trained["sizes"]
@@ -57,6 +71,9 @@ def test_train_then_visualize_compose(tmp_path, capsys):
     # the same accuracy as train measured, up to float32 summation order
     assert vis["test_accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-6)
     assert len(vis["hidden_units"]) == 3 and (vis_out / "class_units.png").is_file()
+    check_class_image_scores(vis["class_image_scores"])
+    assert vis["objective"] == "logit"
+    assert vis["class_recipe"] == {"lr": 0.05, "l2": 0.1, "tv": 0.0, "jitter": 1.5, "scale": 0.1, "rotate": 0.0}
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 2 and out[0].startswith("test accuracy") and out[1].startswith("class confidence")  # --quiet
 

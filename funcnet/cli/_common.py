@@ -6,6 +6,7 @@ Nothing here imports JAX at module level: building the parser and printing ``--h
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -266,13 +267,13 @@ def digits_splits(key):
     return jax.tree.map(jnp.asarray, fn.datasets.split(key, fn.datasets.digits()))
 
 
-def train_digits(model, train, val, key, *, epochs: int, batch_size: int = 32, learning_rate: float = 3e-3,
-                 patience: int | None = 10, progress: bool | None = None):
-    """Train ``model`` on digits with ``fn.fit`` (Adam, softmax cross-entropy, accuracy on ``val``).
+@functools.lru_cache(maxsize=16)
+def _digits_recipe(model, learning_rate: float):
+    """``(loss_fn, optimizer, metrics)`` for ``model``, one set of objects per (model, learning rate).
 
-    Returns ``(params, history)``. The one training recipe the sub-commands share.
+    `fn.fit` caches its compiled epoch on these objects, so a second network of the same shape (the transfer
+    score's judge) trains without compiling again.
     """
-    import jax
     import optax
 
     import funcnet as fn
@@ -280,11 +281,27 @@ def train_digits(model, train, val, key, *, epochs: int, batch_size: int = 32, l
     def loss_fn(p, batch):
         return fn.losses.softmax_cross_entropy(model.apply(p, batch[0]), batch[1])
 
+    def accuracy(p, batch):
+        return fn.accuracy(model.apply(p, batch[0]), batch[1])
+
+    return loss_fn, optax.adam(learning_rate), (("accuracy", accuracy),)
+
+
+def train_digits(model, train, val, key, *, epochs: int, batch_size: int = 32, learning_rate: float = 3e-3,
+                 patience: int | None = 10, progress: bool | None = None):
+    """Train ``model`` on digits with ``fn.fit`` (Adam, softmax cross-entropy, accuracy on ``val``).
+
+    Returns ``(params, history)``. The one training recipe the sub-commands share.
+    """
+    import jax
+
+    import funcnet as fn
+
+    loss_fn, optimizer, metrics = _digits_recipe(model, float(learning_rate))
     k_init, k_fit = jax.random.split(key)
     return fn.fit(
-        loss_fn, model.init(k_init), train, optimizer=optax.adam(learning_rate), epochs=epochs,
-        batch_size=batch_size, key=k_fit, val_data=val, patience=patience, progress=progress,
-        metrics={"accuracy": lambda p, b: fn.accuracy(model.apply(p, b[0]), b[1])},
+        loss_fn, model.init(k_init), train, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+        key=k_fit, val_data=val, patience=patience, progress=progress, metrics=dict(metrics),
     )
 
 

@@ -1,7 +1,7 @@
 """`funcnet demo`: the main job, on the bundled digits.
 
-Trains an MLP, checks its gradient four ways, draws what each class unit wants to see, and attacks it with
-FGSM; everything lands in one output folder.
+Trains an MLP, checks its gradient four ways, draws what each class unit wants to see (scored against the class
+mean images and a second network), and attacks it with FGSM; everything lands in one output folder.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ def register(sub, parents=()) -> argparse.ArgumentParser:
         description="On the bundled 8x8 digits: train a 64-H-10 ReLU MLP with fn.fit (progress shown), report "
                     "test accuracy, compare the gradient of that trained network's loss by jax.grad, the funcnet "
                     "tracer, finite differences and the hand-derived delta rule, visualize the 10 class units in "
-                    "one compiled call, and show the accuracy drop under FGSM. Writes checkpoint.npz (the model, "
+                    "one compiled call and score the images (correlation with each class's mean image; how many "
+                    "a second network trained from another seed classifies as their class), and show the "
+                    "accuracy drop under FGSM. Writes checkpoint.npz (the model, "
                     "for `funcnet visualize --params`), PNGs, gradcheck.txt and summary.json to the output folder.")
     _common.add_out(p, "funcnet-out/demo")
     _common.add_seed(p)
@@ -93,7 +95,7 @@ def run(args) -> int:
     check = _gradcheck(model, params, Xte, yte, report, out)
     timings["gradcheck"] = time.perf_counter() - t
     t = time.perf_counter()
-    probs = _class_units(model, params, k_vis, args.steps, report, out)
+    units, scores = _visualize_classes(model, params, (train, val), k_train, k_vis, args, report, out)
     timings["visualize"] = time.perf_counter() - t
     t = time.perf_counter()
     fgsm_rows = _fgsm(model, params, Xte, yte, test_acc, report, out)
@@ -105,35 +107,34 @@ def run(args) -> int:
     summary = {
         "model": repr(model), "sizes": list(model.sizes), "test_accuracy": test_acc, "epochs_run": history.epochs,
         "best_epoch": _common.best_epoch(history), "gradcheck_ok": check.ok,
-        "gradcheck_max_rel_error": check.max_rel_error, "class_unit_confidence": probs.diagonal(),
-        "class_unit_predicted": probs.argmax(-1), "fgsm": fgsm_rows, "timings_s": timings, "seconds": seconds,
-        "files": files,
+        "gradcheck_max_rel_error": check.max_rel_error, "class_unit_confidence": units.probs.diagonal(),
+        "class_unit_predicted": units.probs.argmax(-1), "class_image_scores": scores, "fgsm": fgsm_rows,
+        "timings_s": timings, "seconds": seconds, "files": files,
     }
     _common.write_json(out / "summary.json", summary)
     verdict = "gradients agree" if check.ok else "GRADIENTS DISAGREE (see gradcheck.txt)"
-    report.result(f"test accuracy {test_acc:.4f}, {verdict}, FGSM eps 0.1 accuracy {fgsm_rows[1]['accuracy']:.4f}; "
-                  f"done in {seconds:.1f} s; wrote {', '.join(files)} to {out}")
+    report.result(f"test accuracy {test_acc:.4f}, {verdict}, class images: correlation with the class mean images "
+                  f"{scores['mean_correlation']:.2f}, transfer {scores['transfer']}/10; FGSM eps 0.1 accuracy "
+                  f"{fgsm_rows[1]['accuracy']:.4f}; done in {seconds:.1f} s; wrote {', '.join(files)} to {out}")
     return 0 if check.ok else 1
 
 
-def _class_units(model, params, key, steps: int, report, out):
-    """The 10 class-unit images (one compiled call), drawn to class_units.png; returns softmax of each image."""
-    import jax
-    import numpy as np
+def _visualize_classes(model, params, data, k_train, k_vis, args, report, out):
+    """The 10 class-unit images (one compiled call, visualize_units' defaults), scored against the class mean
+    images and a second network trained from another seed, drawn to class_units.png."""
+    from funcnet.cli import _class_units
 
-    import funcnet as fn
-    from funcnet import plotting
-
-    report.say(f"[3/4] visualizing the 10 class units (compiling, then {steps} steps in one call) ...")
-    images = fn.inputs.visualize_units(model, params, units=range(10), key=key, steps=steps,
-                                       learning_rate=0.05, objective="logit", l2=1e-3, tv=0.05,
-                                       input_shape=(8, 8), value_range=(0.0, 1.0))
-    probs = np.asarray(jax.nn.softmax(model.apply(params, images.reshape(10, 64))))
+    train, val = data
+    report.say(f"[3/4] training a second {'-'.join(map(str, model.sizes))} network from another seed (it judges "
+               f"the class images), then visualizing the 10 class units (compiling, then {args.steps} steps in "
+               "one call) ...")
+    other = _class_units.second_network(model, train, val, k_train, epochs=args.epochs)
+    units = _class_units.class_units(model, params, other, k_vis, train, steps=args.steps)
     report.say("      model's confidence in each image's own class: "
-               + " ".join(f"{k}:{probs[k, k]:.2f}" for k in range(10)))
-    plotting.image_grid(images, [f"{k}: p={probs[k, k]:.2f}" for k in range(10)], out / "class_units.png",
-                        normalize="none", title="inputs that maximize each class logit")
-    return probs
+               + " ".join(f"{k}:{units.probs[k, k]:.2f}" for k in range(10)))
+    report.say(f"      class images: {_class_units.describe(units)}")
+    _class_units.draw(units, model, out / "class_units.png", objective="margin")
+    return units, _class_units.summary(units)
 
 
 def _fgsm(model, params, X, y, test_acc: float, report, out) -> list[dict]:
