@@ -149,9 +149,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         fw.out = None
         if fw.traced(out):
             trace = fw.trace
-            if isinstance(trace, _memory.MemoryTrace) and trace.releasable:
-                _memory.release_forward(out)
-            observer = _memory.Spender() if isinstance(trace, _memory.MemoryTrace) else None
+            observer = trace.finish(out) if isinstance(trace, _memory.MemoryTrace) else None
             gs = fw.grads([out], [_one(out.value)], observer)
             value = out.value
         else:

@@ -30,7 +30,7 @@ import itertools
 from typing import Any, Callable
 
 __all__ = ["Box", "Trace", "ReverseTrace", "ForwardTrace", "Primitive", "MissingRuleError",
-           "bind", "backward", "vjp_of", "strip", "recording"]
+           "bind", "backward", "strip", "recording"]
 
 _SEQ = itertools.count()      # creation order of boxes: parents are always created before children
 _LEVELS = itertools.count(1)  # nesting order of traces: a trace opened later is inner
@@ -205,15 +205,6 @@ class ForwardTrace(Trace):
         return out
 
 
-def vjp_of(node: Box, i: int, g):
-    """The cotangent that ``node`` sends to its argument ``i``, given its own cotangent ``g``."""
-    rules, kw = node.prim.vjps, node.kwargs
-    rule = rules[i] if i < len(rules) else None
-    if rule is None:
-        rule = node.prim.rule("vjp", i)     # raises MissingRuleError
-    return rule(g, node.value, *node.raw) if kw is None else rule(g, node.value, *node.raw, **kw)
-
-
 def backward(roots, cotangents, observer: Any = None) -> dict:
     """Reverse-mode sweep from ``roots`` (boxes of one reverse trace) seeded with ``cotangents``.
 
@@ -225,11 +216,14 @@ def backward(roots, cotangents, observer: Any = None) -> dict:
 
     Returns ``{box.seq: cotangent}`` for every input box reached (a box without a primitive).
 
-    ``observer`` (optional) is told about every step: ``observer.visit(node, g)`` before a node's
-    rules run, ``observer.edge(node, parent, i, c, previous)`` for each cotangent sent, and
-    ``observer.done(node)`` after. ``tracer.trace`` narrates the walk this way, and grad's memory
-    policy (``_memory.py``) lets go of forward values the walk has no further use for.
+    ``observer`` (optional) is told about every step: ``observer.visit(node, g)`` once the walk has
+    read the node's parents and arguments and before its rules run, and ``observer.edge(node,
+    parent, i, c, previous)`` (if it has that method) for each cotangent sent. ``tracer.trace``
+    narrates the walk this way, and grad's memory policy (``_memory.py``) unlinks each node as it
+    is visited, so that every forward value is freed right after its last use.
     """
+    visit = observer.visit if observer is not None else None
+    edge = getattr(observer, "edge", None)
     cts: dict[int, Any] = {}
     heap = []
     for r, c in zip(roots, cotangents):
@@ -242,27 +236,30 @@ def backward(roots, cotangents, observer: Any = None) -> dict:
     pop, push = heapq.heappop, heapq.heappush
     while heap:
         node = pop(heap)[1]
-        if node.prim is None:               # an input: its cotangent stays in cts, to be returned
-            if observer is not None:
-                observer.visit(node, cts[node.seq])
+        prim = node.prim
+        if prim is None:                    # an input: its cotangent stays in cts, to be returned
+            if visit is not None:
+                visit(node, cts[node.seq])
             continue
         g = cts.pop(node.seq)
-        if observer is not None:
-            observer.visit(node, g)
-        for i, parent in enumerate(node.parents):
+        parents, raw, kw, rules = node.parents, node.raw, node.kwargs, prim.vjps
+        if visit is not None:
+            visit(node, g)
+        for i, parent in enumerate(parents):
             if parent is None:
                 continue                    # a constant, or a box of an outer trace
-            c = vjp_of(node, i, g)
+            rule = rules[i] if i < len(rules) else None
+            if rule is None:
+                rule = prim.rule("vjp", i)  # raises MissingRuleError
+            c = rule(g, node.value, *raw) if kw is None else rule(g, node.value, *raw, **kw)
             prev = cts.get(parent.seq)
             if prev is None:
                 cts[parent.seq] = c
-                if parent.prim is not None or observer is not None:
+                if parent.prim is not None or visit is not None:
                     push(heap, (-parent.seq, parent))
             else:
                 cts[parent.seq] = prev + c  # fan-out: the cotangents of every use add up
-            if observer is not None:
-                observer.edge(node, parent, i, c, prev)
-        if observer is not None:
-            observer.done(node)
-        parent = c = prev = None            # this loop's locals keep no value alive
+            if edge is not None:
+                edge(node, parent, i, c, prev)
+        parents = raw = kw = parent = c = prev = None   # this loop's locals keep no value alive
     return cts

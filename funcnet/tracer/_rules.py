@@ -129,7 +129,25 @@ def unbroadcast(g, like):
     return g if _shape(g) == shape else reshape(g, shape)
 
 
+def _two_arguments(rule) -> bool:
+    """Whether ``rule`` is a plain ``rule(g, ans, x, y)`` (so its wrapper needs no ``*args``)."""
+    code = getattr(rule, "__code__", None)
+    return code is not None and code.co_argcount == 4 and not code.co_flags & 0x0C   # no *args, **kwargs
+
+
 def _unbroadcasting(rule, i):
+    """The VJP ``rule`` of argument ``i``, its result summed back to the argument's shape."""
+    if _two_arguments(rule) and i < 2:          # binary operators: every step of most graphs
+        if i == 0:
+            def vjp(g, ans, x, y):
+                c = rule(g, ans, x, y)
+                return c if getattr(c, "shape", ()) == getattr(x, "shape", ()) else unbroadcast(c, x)
+        else:
+            def vjp(g, ans, x, y):
+                c = rule(g, ans, x, y)
+                return c if getattr(c, "shape", ()) == getattr(y, "shape", ()) else unbroadcast(c, y)
+        return vjp
+
     def vjp(g, ans, *args, **kwargs):
         c = rule(g, ans, *args, **kwargs)
         return c if getattr(c, "shape", ()) == getattr(args[i], "shape", ()) else unbroadcast(c, args[i])
@@ -137,6 +155,13 @@ def _unbroadcasting(rule, i):
 
 
 def _broadcasting(rule):
+    """The JVP ``rule``, its result broadcast to the output's shape."""
+    if _two_arguments(rule):
+        def jvp(t, ans, x, y):
+            out = rule(t, ans, x, y)
+            return out if _shape(out) == _shape(ans) else broadcast_to(out, _shape(ans))
+        return jvp
+
     def jvp(t, ans, *args, **kwargs):
         out = rule(t, ans, *args, **kwargs)
         return out if _shape(out) == _shape(ans) else broadcast_to(out, _shape(ans))
