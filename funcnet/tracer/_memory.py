@@ -35,6 +35,7 @@ from funcnet.tracer._core import _SEQ, Box, ReverseTrace
 __all__ = ["SETTINGS", "threshold", "MemoryTrace", "Spender", "release_forward", "calibrate", "INTO"]
 
 EXACT_REFCOUNTS = sys.version_info < (3, 14)
+ndarray = np.ndarray
 
 
 class _Settings:
@@ -131,32 +132,32 @@ class MemoryTrace(ReverseTrace):
     def process(self, prim, args, kwargs):
         # as ReverseTrace.process, written out for one and two arguments (every operator): the
         # parents go straight into the box's slots, and ``x (op) y`` may reuse a spent ``x``
-        bt, wide, n = self.lean, self.box_type, len(args)
+        bt = self.lean
+        wide = self.box_type
+        n = len(args)
         if n == 2:
             x, y = args
             p0 = x if (type(x) is bt or type(x) is wide) and x.trace is self else None
             p1 = y if (type(y) is bt or type(y) is wide) and y.trace is self else None
             xv = x if p0 is None else x.value
             raw = (xv, y if p1 is None else y.value)
-            if (p0 is not None and type(xv) is np.ndarray and xv.nbytes >= SETTINGS.min_bytes and not kwargs
+            if (p0 is not None and type(xv) is ndarray and xv.nbytes >= SETTINGS.min_bytes and not kwargs
                     and prim in INTO and _spent(p0, raw[1])):
                 ans = INTO[prim](xv, raw[1])
             else:
                 ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
-            x = xv = None
         elif n == 1:
             x = args[0]
             p0 = x if (type(x) is bt or type(x) is wide) and x.trace is self else None
             raw, p1 = (x if p0 is None else x.value,), None
             ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
-            x = None
         else:
             raw, parents = self.unbox(args)
             ans = prim.fun(*raw, **kwargs)
-            if type(ans) is np.ndarray and ans.nbytes >= SETTINGS.min_bytes:
+            if type(ans) is ndarray and ans.nbytes >= SETTINGS.min_bytes:
                 raw = self._kept(prim, raw)
             return self.box_type(ans, self, prim, raw, kwargs or None, parents)
-        if type(ans) is np.ndarray and ans.nbytes >= SETTINGS.min_bytes:
+        if type(ans) is ndarray and ans.nbytes >= SETTINGS.min_bytes:
             raw = self._kept(prim, raw)
         return bt(ans, self, prim, raw, kwargs or None, p0, p1)
 

@@ -100,10 +100,22 @@ def unary(uf, deriv, reads, name=None, fun=None) -> Primitive:
 
 
 def binary(uf, dx, dy, reads="args", name=None, fun=None) -> Primitive:
-    """A broadcasting elementwise function with local derivatives ``dx(ans, x, y)``, ``dy(ans, x, y)``."""
-    return define(fun or uf, name or uf.__name__, dispatch=uf, reads=reads, broadcasts=True,
-                  vjp=(lambda g, ans, x, y: g * dx(ans, x, y), lambda g, ans, x, y: g * dy(ans, x, y)),
-                  jvp=(lambda t, ans, x, y: t * dx(ans, x, y), lambda t, ans, x, y: t * dy(ans, x, y)))
+    """A broadcasting elementwise function with local derivatives ``dx(ans, x, y)``, ``dy(ans, x, y)``.
+
+    Each VJP is one function, ``g·d`` summed back to its argument's shape by `unbroadcast`; each JVP
+    ``t·d`` is broadcast to the output's shape.
+    """
+    def vjp_x(g, ans, x, y):
+        c = g * dx(ans, x, y)
+        return c if getattr(c, "shape", ()) == getattr(x, "shape", ()) else unbroadcast(c, x)
+
+    def vjp_y(g, ans, x, y):
+        c = g * dy(ans, x, y)
+        return c if getattr(c, "shape", ()) == getattr(y, "shape", ()) else unbroadcast(c, y)
+
+    return define(fun or uf, name or uf.__name__, dispatch=uf, reads=reads, vjp=(vjp_x, vjp_y),
+                  jvp=(_broadcasting(lambda t, ans, x, y: t * dx(ans, x, y)),
+                       _broadcasting(lambda t, ans, x, y: t * dy(ans, x, y))))
 
 
 def _shape(x):
