@@ -52,6 +52,7 @@ class MissingRuleError(NotImplementedError):
     """A primitive was differentiated with respect to an argument it has no rule for."""
 
 
+# --8<-- [start:box]
 class Box:
     """A traced value. The box is also the graph node (one object per operation, as in micrograd).
 
@@ -86,8 +87,10 @@ def strip(x):
     while isinstance(x, Box):
         x = x.value
     return x
+# --8<-- [end:box]
 
 
+# --8<-- [start:primitive]
 class Primitive:
     """A function of plain values that traces record, with a derivative rule per positional argument.
 
@@ -142,8 +145,10 @@ def bind(prim: Primitive, args: tuple, kwargs: dict):
     if not top.live:            # a box that outlived its trace is a constant
         return prim(*[a.value if isinstance(a, Box) and a.trace is top else a for a in args], **kwargs)
     return top.process(prim, args, kwargs)
+# --8<-- [end:primitive]
 
 
+# --8<-- [start:trace]
 class Trace:
     """One level of differentiation. Subclasses decide what a box of theirs remembers.
 
@@ -179,8 +184,10 @@ class ReverseTrace(Trace):
         raw, parents = self.unbox(args)
         ans = prim(*raw, **kwargs)           # outer traces record this call, if raw holds their boxes
         return self.box_type(ans, self, prim, raw, kwargs or None, parents)
+# --8<-- [end:trace]
 
 
+# --8<-- [start:forward]
 class ForwardTrace(Trace):
     """Pushes tangents forward: each output's tangent is made at once from the JVP rules.
 
@@ -203,8 +210,10 @@ class ForwardTrace(Trace):
         if self.observer is not None:
             self.observer(out, args)
         return out
+# --8<-- [end:forward]
 
 
+# --8<-- [start:backward]
 def backward(roots, cotangents, observer: Any = None) -> dict:
     """Reverse-mode sweep from ``roots`` (boxes of one reverse trace) seeded with ``cotangents``.
 
@@ -263,3 +272,4 @@ def backward(roots, cotangents, observer: Any = None) -> dict:
                 edge(node, parent, i, c, prev)
         parents = raw = kw = parent = c = prev = None   # this loop's locals keep no value alive
     return cts
+# --8<-- [end:backward]
