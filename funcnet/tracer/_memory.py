@@ -2,7 +2,7 @@
 
 A plug-in, kept out of the core. ``tracer.grad`` records its graph with a `MemoryTrace`
 (a `funcnet.tracer._core.ReverseTrace` subclass) when it is the outermost trace, and walks it
-backwards with a `Spender` observer. The graph is used exactly once, which allows three things
+backwards with a `Spender` observer (`MemoryTrace.finish`). The graph is used exactly once, which allows three things
 a general graph cannot do, each only for arrays of at least `SETTINGS` ``.min_bytes`` (64 KiB;
 smaller values are not worth the bookkeeping):
 
@@ -14,8 +14,12 @@ smaller values are not worth the bookkeeping):
    on the running interpreter, measured once on first use (`calibrate`).
 3. **Release after the forward pass, and during the backward pass.** A value that no rule reads and
    nothing outside the graph holds is dropped when the forward pass ends (`release_forward`);
-   the backward walk unlinks each node once it has been differentiated, so every forward value is
-   freed right after its last use.
+   the backward walk unlinks each node as it visits it, so every forward value is freed right after
+   its last use. A graph of small values only is walked without the observer and freed as a whole.
+
+Speed is also this module's business: `MemoryTrace.process` is the core's ``ReverseTrace.process``
+written out for one and two arguments (every operator), and `lean` boxes keep two parents in slots,
+so that one operation leaves one object for the garbage collector to track.
 
 Where reference counts are not exact (CPython 3.14 may borrow references), 2 and 3 switch themselves off.
 """
