@@ -18,6 +18,14 @@ def main():
     print("L = (x + y) z at x=-2, y=5, z=-4")
     tracer.trace(gate, -2.0, 5.0, -4.0).explain()
 
+    # forward mode: one pass per input direction, each value carrying its tangent (the lectures' table)
+    print("\nForward mode, tangent along x:")
+    text = tracer.trace(gate, -2.0, 5.0, -4.0, tangents=(1.0, 0.0, 0.0)).text()
+    print(text[text.index("Forward mode"):])
+    for name, direction in (("x", (1.0, 0.0, 0.0)), ("y", (0.0, 1.0, 0.0)), ("z", (0.0, 0.0, 1.0))):
+        value, tangent = tracer.jvp(gate, (-2.0, 5.0, -4.0), direction)
+        print(f"jvp along {name}: L = {float(value):g}, dL/d{name} = {float(tangent):g}")
+
     J = lambda w, b: ((w * 2.0 + b) - 5.0) ** 2  # x=2, y=5
     dw, db = tracer.grad(J, argnums=(0, 1))(3.0, 4.0)
     print(f"\nJ = ((w x + b) - y)^2 at x=2, y=5, w=3, b=4: dJ/dw = {float(dw):g}, dJ/db = {float(db):g}")

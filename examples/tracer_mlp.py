@@ -27,6 +27,24 @@ def main(steps: int = 30, n: int = 256):
                zip(jax.tree.leaves(g_tracer), jax.tree.leaves(g_jax)))
     print(f"max |tracer.grad - jax.grad| over all parameters: {diff:.2e}")
 
+    # forward mode and second order on a small batch: a directional derivative (jvp) and a
+    # Hessian-vector product (hvp, forward over reverse) along a random direction v, against JAX
+    xs, ys = X[:16], y[:16]
+    rng = np.random.default_rng(0)
+    v = jax.tree.map(lambda a: rng.normal(size=a.shape), params)
+    f = lambda p: loss(p, xs, ys)  # noqa: E731
+    _, dir_tracer = tracer.jvp(f, (params,), (v,))
+    hv_tracer = tracer.hvp(f, (params,), (v,))
+    with jax.enable_x64(True):
+        pj, vj = jax.tree.map(jnp.asarray, params), jax.tree.map(jnp.asarray, v)
+        fj = lambda p: loss(p, jnp.asarray(xs), jnp.asarray(ys))  # noqa: E731
+        _, dir_jax = jax.jvp(fj, (pj,), (vj,))
+        hv_jax = jax.jvp(jax.grad(fj), (pj,), (vj,))[1]
+    print(f"directional derivative along v: tracer.jvp {float(dir_tracer):.15g}, jax.jvp {float(dir_jax):.15g}")
+    hv_diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in
+                  zip(jax.tree.leaves(hv_tracer), jax.tree.leaves(hv_jax)))
+    print(f"max |tracer.hvp - jax hvp| over all parameters: {hv_diff:.2e}")
+
     vg = tracer.value_and_grad(loss)
     for step in range(steps + 1):
         value, g = vg(params, X, y)

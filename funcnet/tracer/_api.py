@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from funcnet._boundary import argnums_tuple
 from funcnet.tracer import _memory, _rules
 from funcnet.tracer._core import Box, ForwardTrace, Primitive, ReverseTrace, backward, recording, strip
 from funcnet.tracer._numpy import ArrayBox, NUMPY_FUNCTIONS
@@ -22,16 +23,6 @@ __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev", "hessian"
            "no_grad", "defvjp", "defjvp", "name", "primitive"]
 
 _OPEN: list = []   # traces opened by this module and not yet ended, innermost last
-
-
-def _argnums_tuple(argnums, nargs):
-    if type(argnums) is int and 0 <= argnums < nargs:
-        return (argnums,)
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    for a in nums:
-        if not isinstance(a, int) or not -nargs <= a < nargs:
-            raise ValueError(f"argnums {argnums!r} out of range for a function called with {nargs} positional arguments")
-    return tuple(a % nargs for a in nums)
 
 
 def _check_leaf(leaf, where: str):
@@ -78,7 +69,7 @@ class _Forward:
         self.trace = _memory.MemoryTrace(ArrayBox) if once and not _OPEN else ReverseTrace(ArrayBox)
         with _opened(self.trace):
             args = list(args)
-            self.inputs, self.trees = [], []
+            self.argnums, self.inputs, self.trees = argnums, [], []
             for a in argnums:
                 args[a], boxes = _box_arg(self.trace, args[a], a)
                 self.inputs.append(boxes)
@@ -115,18 +106,35 @@ def _grad_of(b: Box, leaves: dict, given: set):
     return g
 
 
-def _scalar_output(out, who: str):
+def _scalar_output(out, who: str, holomorphic: bool = False):
     raw = strip(out)
-    if type(raw) in (np.float64, np.float32) or (type(raw) is np.ndarray and raw.shape == () and raw.dtype.kind == "f"):
+    if not holomorphic and (type(raw) in (np.float64, np.float32)
+                            or (type(raw) is np.ndarray and raw.shape == () and raw.dtype.kind == "f")):
         return out                               # the common case: a real float scalar
     if np.shape(raw) != ():
         raise TypeError(
             f"{who} requires a scalar output, but the function returned shape {np.shape(raw)}. For a non-scalar "
             "output use out, vjp_fn = funcnet.tracer.vjp(f, *args) and call vjp_fn(cotangent) with a "
             "cotangent of the output's shape (e.g. numpy.ones_like(out)), or tracer.jacrev(f).")
-    if not np.issubdtype(np.result_type(raw), np.floating):
-        raise TypeError(f"{who} requires a real float output, got dtype {np.result_type(raw)}")
+    dtype = np.result_type(raw)
+    if holomorphic and dtype.kind != "c":
+        raise TypeError(f"{who} with holomorphic=True requires a complex output, got dtype {dtype}")
+    if not holomorphic and dtype.kind == "c":
+        raise TypeError(
+            f"{who} requires a real-valued output, got dtype {dtype} (as jax.grad). For a holomorphic function "
+            "pass holomorphic=True; otherwise differentiate a real function of it, e.g. abs(z) ** 2 or z.real.")
+    if not holomorphic and not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"{who} requires a real float output, got dtype {dtype}")
     return out
+
+
+def _check_holomorphic_inputs(fw) -> None:
+    for a, boxes in zip(fw.argnums, fw.inputs):
+        for b in boxes:
+            dtype = np.result_type(strip(b.value))
+            if dtype.kind != "c":
+                raise TypeError(f"tracer.grad with holomorphic=True requires complex inputs, but argument {a} has "
+                                f"dtype {dtype}; convert it with x.astype(complex)")
 
 
 def _one(value):
@@ -135,29 +143,30 @@ def _one(value):
     return dtype.type(1) if dtype is not None else np.ones((), dtype=np.result_type(raw))[()]
 
 
-def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+                   holomorphic: bool = False) -> Callable:
     """Like `grad`, but the function returns ``(f(*args), gradient)``.
 
     With ``has_aux=True``, ``f`` returns ``(value, aux)`` and the result is ``((value, aux), gradient)``,
-    as in ``jax.value_and_grad``.
+    as in ``jax.value_and_grad``. ``holomorphic=True`` as in `grad`.
     """
 
     @functools.wraps(f)
     def vg(*args, **kwargs):
-        fw = _Forward(f, args, _argnums_tuple(argnums, len(args)), kwargs, once=True)
+        fw = _Forward(f, args, argnums_tuple(argnums, len(args)), kwargs, once=True)
+        if holomorphic:
+            _check_holomorphic_inputs(fw)
         out, aux = fw.out if has_aux else (fw.out, None)
-        out = _scalar_output(out, "tracer.grad")
+        out = _scalar_output(out, "tracer.grad", holomorphic)
         fw.out = None
         if fw.traced(out):
             trace = fw.trace
-            if isinstance(trace, _memory.MemoryTrace) and trace.releasable:
-                _memory.release_forward(out)
-            observer = _memory.Spender() if isinstance(trace, _memory.MemoryTrace) else None
+            observer = trace.finish(out) if isinstance(trace, _memory.MemoryTrace) else None
             gs = fw.grads([out], [_one(out.value)], observer)
             value = out.value
         else:
             gs, value = fw.grads([], []), out
-        g = gs[0] if isinstance(argnums, int) else tuple(gs)
+        g = gs[0] if isinstance(argnums, (int, np.integer)) else tuple(gs)
         return ((value, _strip_tree(aux, fw)) if has_aux else value), g
 
     return vg
@@ -168,7 +177,7 @@ def _strip_tree(tree, fw):
     return unflatten(tdef, [leaf.value if fw.traced(leaf) else leaf for leaf in leaves])
 
 
-def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, holomorphic: bool = False) -> Callable:
     r"""The gradient of a scalar function, by reverse-mode automatic differentiation.
 
     ``grad(f)(x)`` is ∂f/∂x with the same pytree structure as ``x`` (dicts, lists, tuples, NamedTuples,
@@ -177,6 +186,10 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -
     Every gradient leaf is a new writeable array of its input's dtype, shared with no input and no
     other gradient, so it may be updated in place.
 
+    The output must be a real scalar (a complex one raises `TypeError`, as in ``jax.grad``), unless
+    ``holomorphic=True``: then inputs and output are complex and the result is ``f'(z)``, as
+    ``jax.grad(f, holomorphic=True)``.
+
     Examples:
       >>> import numpy as np
       >>> from funcnet import tracer
@@ -184,9 +197,11 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -
       array([2., 4.])
 
     Raises:
-      TypeError: for integer or boolean inputs, or a non-scalar output (use `vjp` or `jacrev`).
+      TypeError: for integer or boolean inputs, a non-scalar or complex output (use `vjp` or `jacrev`, or
+        ``holomorphic=True``), or ``argnums`` that is not an int or a tuple of ints.
+      ValueError: ``argnums`` out of range or repeated.
     """
-    vg = value_and_grad(f, argnums, has_aux)
+    vg = value_and_grad(f, argnums, has_aux, holomorphic)
 
     @functools.wraps(f)
     def g(*args, **kwargs):
@@ -276,7 +291,7 @@ def _jacobian(f, argnums, mode):
     """``jacfwd``/``jacrev``: the Jacobian of every output leaf against each argnum's array, column or row at a time."""
 
     def jac(*args):
-        nums = _argnums_tuple(argnums, len(args))
+        nums = argnums_tuple(argnums, len(args))
         results = []
         for a in nums:
             x = np.asarray(strip(args[a])) if not isinstance(args[a], Box) else args[a]
@@ -298,7 +313,7 @@ def _jacobian(f, argnums, mode):
                 rows = [pull(np.eye(m, dtype=np.result_type(strip(y)))[k].reshape(ys))[0] for k in range(m)]
                 out = _rules.reshape(_stack_first(rows), ys + shape)
             results.append(out)
-        return results[0] if isinstance(argnums, int) else tuple(results)
+        return results[0] if isinstance(argnums, (int, np.integer)) else tuple(results)
 
     return jac
 

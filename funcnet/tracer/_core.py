@@ -30,7 +30,7 @@ import itertools
 from typing import Any, Callable
 
 __all__ = ["Box", "Trace", "ReverseTrace", "ForwardTrace", "Primitive", "MissingRuleError",
-           "bind", "backward", "vjp_of", "strip", "recording"]
+           "bind", "backward", "strip", "recording"]
 
 _SEQ = itertools.count()      # creation order of boxes: parents are always created before children
 _LEVELS = itertools.count(1)  # nesting order of traces: a trace opened later is inner
@@ -52,6 +52,7 @@ class MissingRuleError(NotImplementedError):
     """A primitive was differentiated with respect to an argument it has no rule for."""
 
 
+# --8<-- [start:box]
 class Box:
     """A traced value. The box is also the graph node (one object per operation, as in micrograd).
 
@@ -86,8 +87,10 @@ def strip(x):
     while isinstance(x, Box):
         x = x.value
     return x
+# --8<-- [end:box]
 
 
+# --8<-- [start:primitive]
 class Primitive:
     """A function of plain values that traces record, with a derivative rule per positional argument.
 
@@ -142,8 +145,10 @@ def bind(prim: Primitive, args: tuple, kwargs: dict):
     if not top.live:            # a box that outlived its trace is a constant
         return prim(*[a.value if isinstance(a, Box) and a.trace is top else a for a in args], **kwargs)
     return top.process(prim, args, kwargs)
+# --8<-- [end:primitive]
 
 
+# --8<-- [start:trace]
 class Trace:
     """One level of differentiation. Subclasses decide what a box of theirs remembers.
 
@@ -179,8 +184,10 @@ class ReverseTrace(Trace):
         raw, parents = self.unbox(args)
         ans = prim(*raw, **kwargs)           # outer traces record this call, if raw holds their boxes
         return self.box_type(ans, self, prim, raw, kwargs or None, parents)
+# --8<-- [end:trace]
 
 
+# --8<-- [start:forward]
 class ForwardTrace(Trace):
     """Pushes tangents forward: each output's tangent is made at once from the JVP rules.
 
@@ -203,17 +210,10 @@ class ForwardTrace(Trace):
         if self.observer is not None:
             self.observer(out, args)
         return out
+# --8<-- [end:forward]
 
 
-def vjp_of(node: Box, i: int, g):
-    """The cotangent that ``node`` sends to its argument ``i``, given its own cotangent ``g``."""
-    rules, kw = node.prim.vjps, node.kwargs
-    rule = rules[i] if i < len(rules) else None
-    if rule is None:
-        rule = node.prim.rule("vjp", i)     # raises MissingRuleError
-    return rule(g, node.value, *node.raw) if kw is None else rule(g, node.value, *node.raw, **kw)
-
-
+# --8<-- [start:backward]
 def backward(roots, cotangents, observer: Any = None) -> dict:
     """Reverse-mode sweep from ``roots`` (boxes of one reverse trace) seeded with ``cotangents``.
 
@@ -225,11 +225,14 @@ def backward(roots, cotangents, observer: Any = None) -> dict:
 
     Returns ``{box.seq: cotangent}`` for every input box reached (a box without a primitive).
 
-    ``observer`` (optional) is told about every step: ``observer.visit(node, g)`` before a node's
-    rules run, ``observer.edge(node, parent, i, c, previous)`` for each cotangent sent, and
-    ``observer.done(node)`` after. ``tracer.trace`` narrates the walk this way, and grad's memory
-    policy (``_memory.py``) lets go of forward values the walk has no further use for.
+    ``observer`` (optional) is told about every step: ``observer.visit(node, g)`` once the walk has
+    read the node's parents and arguments and before its rules run, and ``observer.edge(node,
+    parent, i, c, previous)`` (if it has that method) for each cotangent sent. ``tracer.trace``
+    narrates the walk this way, and grad's memory policy (``_memory.py``) unlinks each node as it
+    is visited, so that every forward value is freed right after its last use.
     """
+    visit = observer.visit if observer is not None else None
+    edge = getattr(observer, "edge", None)
     cts: dict[int, Any] = {}
     heap = []
     for r, c in zip(roots, cotangents):
@@ -242,27 +245,31 @@ def backward(roots, cotangents, observer: Any = None) -> dict:
     pop, push = heapq.heappop, heapq.heappush
     while heap:
         node = pop(heap)[1]
-        if node.prim is None:               # an input: its cotangent stays in cts, to be returned
-            if observer is not None:
-                observer.visit(node, cts[node.seq])
+        prim = node.prim
+        if prim is None:                    # an input: its cotangent stays in cts, to be returned
+            if visit is not None:
+                visit(node, cts[node.seq])
             continue
         g = cts.pop(node.seq)
-        if observer is not None:
-            observer.visit(node, g)
-        for i, parent in enumerate(node.parents):
+        parents, raw, kw, rules = node.parents, node.raw, node.kwargs, prim.vjps
+        if visit is not None:
+            visit(node, g)
+        for i, parent in enumerate(parents):
             if parent is None:
                 continue                    # a constant, or a box of an outer trace
-            c = vjp_of(node, i, g)
+            rule = rules[i] if i < len(rules) else None
+            if rule is None:
+                rule = prim.rule("vjp", i)  # raises MissingRuleError
+            c = rule(g, node.value, *raw) if kw is None else rule(g, node.value, *raw, **kw)
             prev = cts.get(parent.seq)
             if prev is None:
                 cts[parent.seq] = c
-                if parent.prim is not None or observer is not None:
+                if parent.prim is not None or visit is not None:
                     push(heap, (-parent.seq, parent))
             else:
                 cts[parent.seq] = prev + c  # fan-out: the cotangents of every use add up
-            if observer is not None:
-                observer.edge(node, parent, i, c, prev)
-        if observer is not None:
-            observer.done(node)
-        parent = c = prev = None            # this loop's locals keep no value alive
+            if edge is not None:
+                edge(node, parent, i, c, prev)
+        parents = raw = kw = parent = c = prev = None   # this loop's locals keep no value alive
     return cts
+# --8<-- [end:backward]

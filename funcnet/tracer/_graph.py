@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from funcnet.tracer._api import _Forward, _jvp, _one
-from funcnet.tracer._core import backward, strip, vjp_of
+from funcnet.tracer._core import backward, strip
 from funcnet.tracer._tree import flatten, leaf_paths
 
 __all__ = ["Graph", "Node", "trace"]
@@ -273,7 +273,7 @@ def _node(b, names) -> Node:
     ones = np.ones_like(np.asarray(strip(b.value)))
     for i, parent in enumerate(b.parents):
         if parent is not None:
-            node.local[i] = np.asarray(strip(vjp_of(b, i, ones)))
+            node.local[i] = np.asarray(strip(b.prim.rule("vjp", i)(ones, b.value, *b.raw, **(b.kwargs or {}))))
     return node
 
 
@@ -305,9 +305,6 @@ class _Narrator:
         else:
             self.steps.append(f"d{L}/d{pname} accumulates (fan-out: {pname} is used {self.fanout[parent.seq]} "
                               f"times): {_fmt(prev)} + {via} = {_fmt(prev + c)}")
-
-    def done(self, node):
-        pass
 
 
 def _push_tangents(graph, seqs, f, args, argnums, tangents):

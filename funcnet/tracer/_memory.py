@@ -2,7 +2,7 @@
 
 A plug-in, kept out of the core. ``tracer.grad`` records its graph with a `MemoryTrace`
 (a `funcnet.tracer._core.ReverseTrace` subclass) when it is the outermost trace, and walks it
-backwards with a `Spender` observer. The graph is used exactly once, which allows three things
+backwards with a `Spender` observer (`MemoryTrace.finish`). The graph is used exactly once, which allows three things
 a general graph cannot do, each only for arrays of at least `SETTINGS` ``.min_bytes`` (64 KiB;
 smaller values are not worth the bookkeeping):
 
@@ -14,8 +14,12 @@ smaller values are not worth the bookkeeping):
    on the running interpreter, measured once on first use (`calibrate`).
 3. **Release after the forward pass, and during the backward pass.** A value that no rule reads and
    nothing outside the graph holds is dropped when the forward pass ends (`release_forward`);
-   the backward walk unlinks each node once it has been differentiated, so every forward value is
-   freed right after its last use.
+   the backward walk unlinks each node as it visits it, so every forward value is freed right after
+   its last use. A graph of small values only is walked without the observer and freed as a whole.
+
+Speed is also this module's business: `MemoryTrace.process` is the core's ``ReverseTrace.process``
+written out for one and two arguments (every operator), and `lean` boxes keep two parents in slots,
+so that one operation leaves one object for the garbage collector to track.
 
 Where reference counts are not exact (CPython 3.14 may borrow references), 2 and 3 switch themselves off.
 """
@@ -23,6 +27,7 @@ Where reference counts are not exact (CPython 3.14 may borrow references), 2 and
 from __future__ import annotations
 
 import contextlib
+import operator
 import sys
 from sys import getrefcount
 
@@ -34,6 +39,7 @@ from funcnet.tracer._core import _SEQ, Box, ReverseTrace
 __all__ = ["SETTINGS", "threshold", "MemoryTrace", "Spender", "release_forward", "calibrate", "INTO"]
 
 EXACT_REFCOUNTS = sys.version_info < (3, 14)
+ndarray = np.ndarray
 
 
 class _Settings:
@@ -76,34 +82,29 @@ _LEAN: dict = {}
 
 
 def lean(box_type: type) -> type:
-    """``box_type`` keeping its parents in three slots instead of a tuple.
+    """``box_type`` keeping the parents of a one- or two-argument operation in two slots, not a tuple.
 
-    A box is then the only object an operation leaves that the garbage collector tracks (its ``raw``
-    tuple holds plain values, so CPython untracks it), which halves the collections on long graphs.
+    A box is then the only object such an operation leaves that the garbage collector tracks (its
+    ``raw`` tuple holds plain values, so CPython untracks it), which halves the collections on long
+    graphs. ``parents`` reads the slots back as a tuple in C (`operator.attrgetter`), without a
+    Python frame; operations of three or more arguments make plain ``box_type`` boxes.
     """
     if box_type not in _LEAN:
         class LeanBox(box_type):
-            __slots__ = ("p0", "p1", "more")
+            __slots__ = ("p0", "p1")
+            parents = property(operator.attrgetter("p0", "p1"))
 
-            def __init__(self, value, trace, prim=None, raw=(), kwargs=None, parents=(), tangent=None,
-                         p0=None, p1=None):
-                self.value, self.trace, self.prim, self.raw, self.kwargs = value, trace, prim, raw, kwargs
-                self.tangent, self.label, self.seq = tangent, None, next(_SEQ)
-                if parents:
-                    self.parents = parents
-                else:
-                    self.p0, self.p1, self.more = p0, p1, ()
-
-            @property
-            def parents(self):
-                return (self.p0, self.p1) + self.more
-
-            @parents.setter
-            def parents(self, ps):
-                n = len(ps)
-                self.p0 = ps[0] if n else None
-                self.p1 = ps[1] if n > 1 else None
-                self.more = ps[2:] if n > 2 else ()
+            def __init__(self, value, trace, prim=None, raw=(), kwargs=None, p0=None, p1=None, tangent=None):
+                self.value = value
+                self.trace = trace
+                self.prim = prim
+                self.raw = raw
+                self.kwargs = kwargs
+                self.p0 = p0
+                self.p1 = p1
+                self.tangent = tangent
+                self.label = None
+                self.seq = next(_SEQ)
 
         LeanBox.__name__ = LeanBox.__qualname__ = box_type.__name__
         _LEAN[box_type] = LeanBox
@@ -115,63 +116,78 @@ def _nothing(a):
 
 
 class MemoryTrace(ReverseTrace):
-    """A reverse trace for a graph differentiated once (see the module docstring)."""
+    """A reverse trace for a graph differentiated once (see the module docstring).
+
+    After the forward pass, `finish` releases what the backward pass will not read and gives the
+    observer for `funcnet.tracer._core.backward` that spends the graph as it is walked.
+    """
 
     def __init__(self, box_type=Box):
-        super().__init__(lean(box_type))
-        self.releasable = False          # recorded a large value that no rule reads
+        super().__init__(box_type)
+        self.lean = lean(box_type)
+        self.large = False               # recorded an array of at least SETTINGS.min_bytes
+        self.releasable = False          # ... whose value no rule reads
         if SETTINGS.box_refs is None:
             calibrate(box_type)
 
+    def new_input(self, value, tangent=None):
+        return self.lean(value, self, tangent=tangent)
+
     def process(self, prim, args, kwargs):
-        if len(args) <= 2 and not kwargs:
-            box = self._process_small(prim, args)
-            if box is not None:
-                return box
-        raw, parents = self.unbox(args)
-        into = INTO.get(prim)
-        x = parents[0] if into is not None and not kwargs else None
-        if (x is not None and type(raw[0]) is np.ndarray and raw[0].nbytes >= SETTINGS.min_bytes
-                and _spent(x, raw[1])):
-            ans = into(raw[0], raw[1])
+        # as ReverseTrace.process, written out for one and two arguments (every operator): the
+        # parents go straight into the box's slots, and ``x (op) y`` may reuse a spent ``x``
+        bt = self.lean
+        wide = self.box_type
+        n = len(args)
+        if n == 2:
+            x, y = args
+            p0 = x if (type(x) is bt or type(x) is wide) and x.trace is self else None
+            p1 = y if (type(y) is bt or type(y) is wide) and y.trace is self else None
+            xv = x if p0 is None else x.value
+            raw = (xv, y if p1 is None else y.value)
+            if (p0 is not None and type(xv) is ndarray and xv.nbytes >= SETTINGS.min_bytes and not kwargs
+                    and prim in INTO and _spent(p0, raw[1])):
+                ans = INTO[prim](xv, raw[1])
+            else:
+                ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
+        elif n == 1:
+            x = args[0]
+            p0 = x if (type(x) is bt or type(x) is wide) and x.trace is self else None
+            raw, p1 = (x if p0 is None else x.value,), None
+            ans = prim.fun(*raw, **kwargs) if kwargs else prim.fun(*raw)
         else:
-            ans = prim(*raw, **kwargs)
-        x = None
-        if type(ans) is np.ndarray and ans.nbytes >= SETTINGS.min_bytes:
-            reads = prim.reads
-            if "args" not in reads:
-                # array arguments become their shapes, or nothing; others (axes, indices, shapes) stay
-                keep = _ShapeOnly if "shape" in reads else _nothing
-                raw = tuple([keep(a) if type(a) is np.ndarray else a for a in raw])
-            if "ans" not in reads:
-                self.releasable = True
-        return self.box_type(ans, self, prim, raw, kwargs or None, parents)
+            raw, parents = self.unbox(args)
+            ans = prim.fun(*raw, **kwargs)
+            if type(ans) is ndarray and ans.nbytes >= SETTINGS.min_bytes:
+                raw = self._kept(prim, raw)
+            return self.box_type(ans, self, prim, raw, kwargs or None, parents)
+        if type(ans) is ndarray and ans.nbytes >= SETTINGS.min_bytes:
+            raw = self._kept(prim, raw)
+        return bt(ans, self, prim, raw, kwargs or None, p0, p1)
 
+    def unbox(self, args):
+        mine = tuple([a if isinstance(a, Box) and a.trace is self else None for a in args])
+        return tuple([a if b is None else b.value for a, b in zip(args, mine)]), mine
 
-    def _process_small(self, prim, args):
-        """The common case, as `process` but without its generic steps: one or two arguments,
-        no keywords, plain values under this trace's boxes, a small answer (or None to take the long way)."""
-        bt = self.box_type
-        x = args[0]
-        p0 = x if type(x) is bt and x.trace is self else None
-        xv = x.value if p0 is not None else x
-        if len(args) == 1:
-            if p0 is None or isinstance(xv, Box):
-                return None
-            ans = prim.fun(xv)
-            raw = (xv,)
-            p1 = None
-        else:
-            y = args[1]
-            p1 = y if type(y) is bt and y.trace is self else None
-            yv = y.value if p1 is not None else y
-            if isinstance(xv, Box) or isinstance(yv, Box) or (type(xv) is np.ndarray and xv.nbytes >= SETTINGS.min_bytes):
-                return None
-            ans = prim.fun(xv, yv)
-            raw = (xv, yv)
-        if type(ans) is np.ndarray and ans.nbytes >= SETTINGS.min_bytes:
-            return None
-        return bt(ans, self, prim, raw, None, p0=p0, p1=p1)
+    def finish(self, out: Box) -> Spender | None:
+        """After the forward pass of ``out``: release unread values; the backward walk's observer, if needed."""
+        if not self.large:
+            return None                  # small values only: nothing worth freeing early
+        if self.releasable:
+            release_forward(out)
+        return Spender()
+
+    def _kept(self, prim, raw):
+        """What a node with a large answer keeps of its arguments: what its rules read (``reads``)."""
+        reads = prim.reads
+        self.large = True
+        if "ans" not in reads:
+            self.releasable = True
+        if "args" in reads:
+            return raw
+        # array arguments become their shapes, or nothing; others (axes, indices, shapes) stay
+        keep = _ShapeOnly if "shape" in reads else _nothing
+        return tuple([keep(a) if type(a) is np.ndarray else a for a in raw])
 
 
 def _spent(x: Box, y) -> bool:
@@ -261,15 +277,16 @@ class Spender:
     __slots__ = ()
 
     def visit(self, node, g):
+        if node.prim is None:
+            return
+        # the walk has read this node's links: unlink it, so that each forward value is freed right
+        # after its last use (the graph is differentiated once)
+        node.raw, node.kwargs = (), None
+        if hasattr(node, "p0"):
+            node.p0 = node.p1 = None
+        else:
+            node.parents = ()
         # a node whose rules never read its value, that no one outside the walk can reach (the walk's
         # local, this parameter, getrefcount's argument), frees it before its rules allocate
-        if (EXACT_REFCOUNTS and node.prim is not None and "ans" not in node.prim.reads
-                and getrefcount(node) == 3):
+        if EXACT_REFCOUNTS and "ans" not in node.prim.reads and getrefcount(node) == 3:
             node.value = None
-
-    def edge(self, node, parent, i, c, prev):
-        pass
-
-    def done(self, node):
-        # the graph above this node is spent: unlink it, so each forward value is freed after its last use
-        node.raw, node.kwargs, node.parents = (), None, ()

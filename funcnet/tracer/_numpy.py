@@ -22,7 +22,7 @@ import types
 import numpy as np
 
 from funcnet.tracer import _rules as R
-from funcnet.tracer._core import Box, MissingRuleError, bind, strip
+from funcnet.tracer._core import Box, MissingRuleError, bind, recording, strip
 
 __all__ = ["ArrayBox", "ConcretizationError", "namespace", "asarray"]
 
@@ -323,6 +323,38 @@ def _missing(what: str) -> MissingRuleError:
 
 
 # --------------------------------------------------------------------------- the box
+def _operators(prim):
+    """``(x.__op__, x.__rop__)`` for a binary primitive: ``prim(self, other)`` and ``prim(other, self)``.
+
+    Each is `funcnet.tracer._core.bind` with one shortcut: when ``other`` is a plain value, the
+    innermost trace is ``self``'s, which takes the call at once (the scalar chain's every step).
+    """
+    def op(self, other):
+        trace = self.trace
+        if trace.live and not isinstance(other, Box) and recording.enabled:
+            return trace.process(prim, (self, other), _NO_KWARGS)
+        return bind(prim, (self, other), _NO_KWARGS)
+
+    def rop(self, other):
+        trace = self.trace
+        if trace.live and not isinstance(other, Box) and recording.enabled:
+            return trace.process(prim, (other, self), _NO_KWARGS)
+        return bind(prim, (other, self), _NO_KWARGS)
+
+    return op, rop
+
+
+def _unary_operator(prim):
+    """``x.__op__()`` for a one-argument primitive, bound as in `_operators`."""
+    def op(self):
+        trace = self.trace
+        if trace.live and recording.enabled:
+            return trace.process(prim, (self,), _NO_KWARGS)
+        return bind(prim, (self,), _NO_KWARGS)
+
+    return op
+
+
 class ArrayBox(Box):
     """A traced array: the operators, attributes and NumPy protocols of ``np.ndarray``, recorded."""
 
@@ -330,21 +362,15 @@ class ArrayBox(Box):
     __array_priority__ = 100.0
 
     # arithmetic: each operator binds its primitive (reflected ones with the operands swapped)
-    def __add__(self, other): return bind(R.add, (self, other), _NO_KWARGS)
-    def __radd__(self, other): return bind(R.add, (other, self), _NO_KWARGS)
-    def __sub__(self, other): return bind(R.subtract, (self, other), _NO_KWARGS)
-    def __rsub__(self, other): return bind(R.subtract, (other, self), _NO_KWARGS)
-    def __mul__(self, other): return bind(R.multiply, (self, other), _NO_KWARGS)
-    def __rmul__(self, other): return bind(R.multiply, (other, self), _NO_KWARGS)
-    def __truediv__(self, other): return bind(R.divide, (self, other), _NO_KWARGS)
-    def __rtruediv__(self, other): return bind(R.divide, (other, self), _NO_KWARGS)
-    def __pow__(self, other): return bind(R.power, (self, other), _NO_KWARGS)
-    def __rpow__(self, other): return bind(R.power, (other, self), _NO_KWARGS)
-    def __matmul__(self, other): return bind(R.matmul, (self, other), _NO_KWARGS)
-    def __rmatmul__(self, other): return bind(R.matmul, (other, self), _NO_KWARGS)
-    def __neg__(self): return bind(R.negative, (self,), _NO_KWARGS)
+    __add__, __radd__ = _operators(R.add)
+    __sub__, __rsub__ = _operators(R.subtract)
+    __mul__, __rmul__ = _operators(R.multiply)
+    __truediv__, __rtruediv__ = _operators(R.divide)
+    __pow__, __rpow__ = _operators(R.power)
+    __matmul__, __rmatmul__ = _operators(R.matmul)
+    __neg__ = _unary_operator(R.negative)
+    __abs__ = _unary_operator(R.abs)
     def __pos__(self): return self
-    def __abs__(self): return bind(R.abs, (self,), _NO_KWARGS)
     def __getitem__(self, idx): return R.getitem(self, strip(idx) if isinstance(idx, Box) else idx)
 
     # comparisons carry no gradient: plain boolean arrays (so ``if x > 0:`` works, as in NumPy)

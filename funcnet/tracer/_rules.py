@@ -100,10 +100,22 @@ def unary(uf, deriv, reads, name=None, fun=None) -> Primitive:
 
 
 def binary(uf, dx, dy, reads="args", name=None, fun=None) -> Primitive:
-    """A broadcasting elementwise function with local derivatives ``dx(ans, x, y)``, ``dy(ans, x, y)``."""
-    return define(fun or uf, name or uf.__name__, dispatch=uf, reads=reads, broadcasts=True,
-                  vjp=(lambda g, ans, x, y: g * dx(ans, x, y), lambda g, ans, x, y: g * dy(ans, x, y)),
-                  jvp=(lambda t, ans, x, y: t * dx(ans, x, y), lambda t, ans, x, y: t * dy(ans, x, y)))
+    """A broadcasting elementwise function with local derivatives ``dx(ans, x, y)``, ``dy(ans, x, y)``.
+
+    Each VJP is one function, ``g·d`` summed back to its argument's shape by `unbroadcast`; each JVP
+    ``t·d`` is broadcast to the output's shape.
+    """
+    def vjp_x(g, ans, x, y):
+        c = g * dx(ans, x, y)
+        return c if getattr(c, "shape", ()) == getattr(x, "shape", ()) else unbroadcast(c, x)
+
+    def vjp_y(g, ans, x, y):
+        c = g * dy(ans, x, y)
+        return c if getattr(c, "shape", ()) == getattr(y, "shape", ()) else unbroadcast(c, y)
+
+    return define(fun or uf, name or uf.__name__, dispatch=uf, reads=reads, vjp=(vjp_x, vjp_y),
+                  jvp=(_broadcasting(lambda t, ans, x, y: t * dx(ans, x, y)),
+                       _broadcasting(lambda t, ans, x, y: t * dy(ans, x, y))))
 
 
 def _shape(x):
@@ -130,7 +142,25 @@ def unbroadcast(g, like):
     return g if _shape(g) == shape else reshape(g, shape)
 
 
+def _two_arguments(rule) -> bool:
+    """Whether ``rule`` is a plain ``rule(g, ans, x, y)`` (so its wrapper needs no ``*args``)."""
+    code = getattr(rule, "__code__", None)
+    return code is not None and code.co_argcount == 4 and not code.co_flags & 0x0C   # no *args, **kwargs
+
+
 def _unbroadcasting(rule, i):
+    """The VJP ``rule`` of argument ``i``, its result summed back to the argument's shape."""
+    if _two_arguments(rule) and i < 2:          # binary operators: every step of most graphs
+        if i == 0:
+            def vjp(g, ans, x, y):
+                c = rule(g, ans, x, y)
+                return c if getattr(c, "shape", ()) == getattr(x, "shape", ()) else unbroadcast(c, x)
+        else:
+            def vjp(g, ans, x, y):
+                c = rule(g, ans, x, y)
+                return c if getattr(c, "shape", ()) == getattr(y, "shape", ()) else unbroadcast(c, y)
+        return vjp
+
     def vjp(g, ans, *args, **kwargs):
         c = rule(g, ans, *args, **kwargs)
         x = args[i]
@@ -141,6 +171,13 @@ def _unbroadcasting(rule, i):
 
 
 def _broadcasting(rule):
+    """The JVP ``rule``, its result broadcast to the output's shape."""
+    if _two_arguments(rule):
+        def jvp(t, ans, x, y):
+            out = rule(t, ans, x, y)
+            return out if _shape(out) == _shape(ans) else broadcast_to(out, _shape(ans))
+        return jvp
+
     def jvp(t, ans, *args, **kwargs):
         out = rule(t, ans, *args, **kwargs)
         return out if _shape(out) == _shape(ans) else broadcast_to(out, _shape(ans))
