@@ -102,16 +102,14 @@ def unary(uf, deriv, reads, name=None, fun=None) -> Primitive:
 def binary(uf, dx, dy, reads="args", name=None, fun=None) -> Primitive:
     """A broadcasting elementwise function with local derivatives ``dx(ans, x, y)``, ``dy(ans, x, y)``.
 
-    Each VJP is one function, ``g·d`` summed back to its argument's shape by `unbroadcast`; each JVP
-    ``t·d`` is broadcast to the output's shape.
+    Each VJP is one function, ``g·d`` made fit for its argument by `to_argument` (broadcasting undone, the
+    real part for a real argument); each JVP ``t·d`` is broadcast to the output's shape.
     """
     def vjp_x(g, ans, x, y):
-        c = g * dx(ans, x, y)
-        return c if getattr(c, "shape", ()) == getattr(x, "shape", ()) else unbroadcast(c, x)
+        return to_argument(g * dx(ans, x, y), x)
 
     def vjp_y(g, ans, x, y):
-        c = g * dy(ans, x, y)
-        return c if getattr(c, "shape", ()) == getattr(y, "shape", ()) else unbroadcast(c, y)
+        return to_argument(g * dy(ans, x, y), y)
 
     return define(fun or uf, name or uf.__name__, dispatch=uf, reads=reads, vjp=(vjp_x, vjp_y),
                   jvp=(_broadcasting(lambda t, ans, x, y: t * dx(ans, x, y)),
@@ -148,25 +146,27 @@ def _two_arguments(rule) -> bool:
     return code is not None and code.co_argcount == 4 and not code.co_flags & 0x0C   # no *args, **kwargs
 
 
+def to_argument(c, x):
+    """A cotangent ``c`` made fit for argument ``x``: broadcast axes summed back (`unbroadcast`), and for a
+    real ``x`` the real part (a real value times a complex one gets a complex ``c``; JAX's convention)."""
+    if getattr(c, "shape", ()) != getattr(x, "shape", ()):
+        return unbroadcast(c, x)
+    return _real_like(c, x)
+
+
 def _unbroadcasting(rule, i):
-    """The VJP ``rule`` of argument ``i``, its result summed back to the argument's shape."""
+    """The VJP ``rule`` of argument ``i``, its result made fit for that argument (`to_argument`)."""
     if _two_arguments(rule) and i < 2:          # binary operators: every step of most graphs
         if i == 0:
             def vjp(g, ans, x, y):
-                c = rule(g, ans, x, y)
-                return c if getattr(c, "shape", ()) == getattr(x, "shape", ()) else unbroadcast(c, x)
+                return to_argument(rule(g, ans, x, y), x)
         else:
             def vjp(g, ans, x, y):
-                c = rule(g, ans, x, y)
-                return c if getattr(c, "shape", ()) == getattr(y, "shape", ()) else unbroadcast(c, y)
+                return to_argument(rule(g, ans, x, y), y)
         return vjp
 
     def vjp(g, ans, *args, **kwargs):
-        c = rule(g, ans, *args, **kwargs)
-        x = args[i]
-        if getattr(c, "shape", ()) != getattr(x, "shape", ()):
-            return unbroadcast(c, x)            # sums the broadcast axes; a real x gets the real part
-        return _real_like(c, x)                 # a real x times a complex y: x's cotangent is real (as JAX)
+        return to_argument(rule(g, ans, *args, **kwargs), args[i])
     return vjp
 
 
