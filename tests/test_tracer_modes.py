@@ -231,3 +231,11 @@ def test_gelu_and_silu_match_jax_nn(name, ref, rng):
     close(tracer.grad(lambda a: np.sum(act(a)))(x), jax.grad(lambda a: jnp.sum(ref(a)))(jnp.asarray(x)))
     exact = functools.partial(fn.activations.gelu, approximate=False)
     close(exact(jnp.asarray(x)), jax.nn.gelu(jnp.asarray(x), approximate=False))
+
+
+def test_has_aux_with_a_single_return_value_says_what_it_needs():
+    with pytest.raises(TypeError, match=r"has_aux=True needs f to return a pair \(value, aux\), got an array of shape \(\)"):
+        tracer.grad(lambda x: x * x, has_aux=True)(1.0)
+    g, aux = tracer.grad(lambda x: (x * x, "aux"), has_aux=True)(3.0)
+    close(g, 6.0)
+    assert aux == "aux"

@@ -156,6 +156,10 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
         fw = _Forward(f, args, argnums_tuple(argnums, len(args)), kwargs, once=True)
         if holomorphic:
             _check_holomorphic_inputs(fw)
+        if has_aux and not (isinstance(fw.out, (tuple, list)) and len(fw.out) == 2):
+            got = (f"an array of shape {fw.out.shape}" if hasattr(fw.out, "shape")
+                   else f"{type(fw.out).__name__} {fw.out!r}")
+            raise TypeError(f"has_aux=True needs f to return a pair (value, aux), got {got}")
         out, aux = fw.out if has_aux else (fw.out, None)
         out = _scalar_output(out, "tracer.grad", holomorphic)
         fw.out = None
@@ -409,12 +413,17 @@ def defvjp(prim, *rules, broadcasts: bool = False) -> Primitive:
     `funcnet.tracer.overridable` (called on traced values, it becomes one node with this rule).
     Returns the primitive.
 
+    Registering a rule for a NumPy function changes it for the whole process (as ``jax.custom_vjp`` would
+    for a function you own); give your own functions their own primitive, as below.
+
     Examples:
       >>> import numpy as np
       >>> from funcnet import tracer
-      >>> cumsum = tracer.defvjp(np.cumsum, lambda g, ans, x: np.flip(np.cumsum(np.flip(g))))
-      >>> tracer.grad(lambda x: np.cumsum(x)[1])(np.array([1.0, 2.0, 3.0]))
-      array([1., 1., 0.])
+      >>> cube = tracer.defvjp(tracer.primitive(lambda x: x ** 3, "cube"), lambda g, ans, x: g * 3.0 * x ** 2)
+      >>> tracer.grad(lambda x: np.sum(cube(x)))(np.array([1.0, 2.0]))            # 3 x²
+      array([ 3., 12.])
+      >>> tracer.grad(lambda x: tracer.grad(lambda y: np.sum(cube(y)))(x)[0])(np.array([1.0, 2.0]))  # rule traced
+      array([6., 0.])
     """
     p = _primitive_for(prim)
     return _rules.define(p, vjp=rules, jvp=p.jvps or None, broadcasts=broadcasts, reads=p.reads)
