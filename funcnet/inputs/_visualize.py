@@ -314,6 +314,9 @@ def visualize_units(
     regs, param = _configs(regularizers, parametrization, options)
     is_mlp, shape, obj, named, width, layer, dtype = _resolve_model(model, params, layer, input_shape, objective)
     unit_list = _units(units, width if named else None, layer)
+    if param.space == "pca" and param.basis.size != math.prod(shape):
+        raise ValueError(f"{_WHERE}: the pca basis has {param.basis.size} values per input but input_shape {shape} "
+                         f"has {math.prod(shape)}; build it from data shaped like the model's inputs")
     steps = _boundary.count(steps, "steps", where=_WHERE)
     x_init = jnp.zeros((), dtype) if init is None else jnp.asarray(init, dtype)
     if init is not None and x_init.shape not in (shape, (unit_list.size, *shape)):
