@@ -135,6 +135,9 @@ class Parametrization:
       decay: the Fourier scaling exponent (≥ 0; 0 is plain Fourier space).
       init_scale: standard deviation (≥ 0) of the noise u starts from.
       basis: a `Basis` from `pca_basis` (``space="pca"`` only).
+      prior: weight (≥ 0) of the Gaussian log-prior ½‖u‖² subtracted from the objective; with ``space="pca"``
+        and ``power=1`` it is ½ the squared Mahalanobis distance of z from the data's mean, so the optimum
+        balances the unit against how typical the input is, and does not drift with the number of steps.
 
     Examples:
       >>> import funcnet as fn
@@ -148,6 +151,7 @@ class Parametrization:
     decay: float = 2.0
     init_scale: float = 0.01
     basis: Any = None
+    prior: float = 0.0
 
     def __post_init__(self):
         where = "Parametrization"
@@ -165,6 +169,7 @@ class Parametrization:
             raise ValueError(f"{where}: squash={self.squash!r} needs value_range=(lo, hi), the bounds it enforces")
         _set(self, "decay", _boundary.real(self.decay, "decay", minimum=0, where=where))
         _set(self, "init_scale", _boundary.real(self.init_scale, "init_scale", minimum=0, where=where))
+        _set(self, "prior", _boundary.real(self.prior, "prior", minimum=0, where=where))
         self._check_basis(where)
 
     def _check_basis(self, where: str) -> None:

@@ -100,7 +100,8 @@ def _visualize_jit(params, units, key, x_init, *, plan: _Plan):
         def objective(u, k_step):
             x = _image.to_x(p, shape, u)
             seen = _image.transform(plan.regs, x, k_step) if random else x
-            return plan.objective(forward(seen), unit) - _penalty(plan, x)
+            value = plan.objective(forward(seen), unit) - _penalty(plan, x)
+            return value - 0.5 * p.prior * jnp.sum(u * u) if p.prior else value
 
         u, hist = _engine.run(objective, u_start, steps=plan.steps, tx=plan.tx, maximize=True, project=project,
                               key=k if random else None, values=plan.with_history)
