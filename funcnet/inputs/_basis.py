@@ -112,7 +112,7 @@ def pca_basis(X, *, value_range: Optional[tuple] = None, components: Optional[in
         data = np.log(t) - np.log1p(-t)
         value_range = (float(lo), float(hi))
     mean = data.mean(0)
-    _, s, vt = np.linalg.svd(data - mean, full_matrices=False)
+    _, s, vt = np.linalg.svd(data - mean, full_matrices=True)      # (d, d): a complete basis even if m < d
     sigma = s / np.sqrt(data.shape[0] - 1)
     sigma = np.concatenate([sigma, np.zeros(max(0, d - sigma.size))])[:k]
     vt = vt[:k]
