@@ -25,7 +25,8 @@ def train_digits(model, data, key, epochs):
 
 
 def class_images(model, params, key, steps, **options):
-    """The 10 class images of ``model`` with visualize_units' defaults (Fourier space, margin, transforms)."""
+    """The 10 class images of ``model`` (margin objective, shift/zoom/rotation; Fourier space unless ``options``
+    say otherwise)."""
     return fn.inputs.visualize_units(model, params, units=range(10), key=key, steps=steps, input_shape=(8, 8),
                                      value_range=(0.0, 1.0), return_history=True, **options)
 
@@ -43,12 +44,19 @@ def main(argv=None):
     params = train_digits(model, (Xtr, ytr), jax.random.key(1), args.epochs)
     other = train_digits(model, (Xtr, ytr), jax.random.key(7), args.epochs)      # a second seed, for transfer
 
-    classes, history = class_images(model, params, jax.random.key(2), args.steps)
+    # The data as the prior: the images live in the training digits' principal components, z = μ + Σ^{1/2}u,
+    # with the Gaussian log-prior ½‖u‖² (weight 0.3) against drifting far from typical digits.
+    basis = fn.inputs.pca_basis(Xtr, value_range=(0.0, 1.0))
+    classes, history = class_images(model, params, jax.random.key(2), args.steps, space="pca", basis=basis,
+                                    prior=0.3)
     probs = np.asarray(jax.nn.softmax(model.apply(params, classes.reshape(10, 64))))
     print("class image -> predicted class (confidence):")
     print("  " + "  ".join(f"{k}->{probs[k].argmax()} ({probs[k, k]:.2f})" for k in range(10)))
     scores = fn.inputs.class_image_scores(classes, Xtr, ytr, lambda x: model.apply(other, x))
-    print(f"defaults: {scores}")
+    print(f"principal components + prior: {scores}")
+    fourier, _ = class_images(model, params, jax.random.key(2), args.steps)
+    fourier_scores = fn.inputs.class_image_scores(fourier, Xtr, ytr, lambda x: model.apply(other, x))
+    print(f"data-free defaults (Fourier): {fourier_scores}")
     old, _ = class_images(model, params, jax.random.key(2), args.steps, objective="logit", l2=1e-3, tv=0.05,
                           space="pixel", jitter=0, scale=0, rotate=0)
     old_scores = fn.inputs.class_image_scores(old, Xtr, ytr, lambda x: model.apply(other, x))
@@ -65,16 +73,23 @@ def main(argv=None):
         fn.plotting.image_grid(classes, [str(k) for k in range(10)], f"{args.out}/digits_class_units.png",
                                vmin=0, vmax=1, title="the input each class unit likes best (pixel values)",
                                caption=f"network confidence in the image's own class: min {probs.diagonal().min():.2f}; "
-                                       f"mean correlation with the class mean image {scores.mean_correlation:.2f}")
+                                       f"mean correlation with the class mean image {scores.mean_correlation:.2f} "
+                                       f"({scores.mean_centered:.2f} centered on the data mean)")
+        fn.plotting.image_grid(fourier, [str(k) for k in range(10)], f"{args.out}/digits_class_units_fourier.png",
+                               vmin=0, vmax=1, title="the same, data-free defaults (Fourier 1/f², no data prior)",
+                               caption=f"mean correlation with the class mean image "
+                                       f"{fourier_scores.mean_correlation:.2f} "
+                                       f"({fourier_scores.mean_centered:.2f} centered on the data mean)")
         fn.plotting.image_grid(old, [str(k) for k in range(10)], f"{args.out}/digits_class_units_plain.png",
                                vmin=0, vmax=1, title="the same, pixel space, logit objective, no transforms",
-                               caption=f"mean correlation with the class mean image {old_scores.mean_correlation:.2f}")
+                               caption=f"mean correlation with the class mean image {old_scores.mean_correlation:.2f} "
+                                       f"({old_scores.mean_centered:.2f} centered on the data mean)")
         fn.plotting.image_grid(hidden, [f"unit {u}" for u in range(10)], f"{args.out}/digits_hidden_units.png",
                                vmin=0, vmax=1, title="inputs maximizing hidden units 0-9 (pre-activation)")
         fn.plotting.plot_objective(history, f"{args.out}/digits_objective.png", labels=[str(k) for k in range(10)],
                                  title="class logit - penalties over steps")
         print(f"wrote PNGs to {args.out}")
-    return classes, probs, scores, old_scores
+    return classes, probs, scores, old_scores, fourier_scores
 
 
 if __name__ == "__main__":

@@ -31,11 +31,13 @@ def test_quadratic_example(tmp_path, capsys):
 
 def test_visualize_digits_example(capsys):
     # PNG writing is covered by the quadratic example and the CLI test; this checks the numbers.
-    _, probs, scores, _ = _load("visualize_digits")["main"](["--epochs", "5", "--steps", "60", "--hidden", "32"])
+    _, probs, scores, _, fourier = _load("visualize_digits")["main"](["--epochs", "5", "--steps", "60",
+                                                                        "--hidden", "32"])
     np.testing.assert_array_equal(probs.argmax(-1), np.arange(10))
     out = capsys.readouterr().out
     assert "class image -> predicted class" in out and "correlation with the class mean images" in out
     assert 0 <= scores.transfer <= 10 and np.sum(scores.nearest == np.arange(10)) >= 8
+    assert scores.mean_centered > fourier.mean_centered          # the data prior: the class-specific part grows
 
 
 def test_adversarial_digits_example(capsys):

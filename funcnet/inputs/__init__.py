@@ -19,6 +19,7 @@ pass with its weights held fixed), ``_optimize``, ``_projections``, ``_regulariz
 from __future__ import annotations
 
 from funcnet.inputs._adversarial import fgsm, pgd
+from funcnet.inputs._basis import Basis, pca_basis
 from funcnet.inputs._config import Attack, Parametrization, Regularizers
 from funcnet.inputs._objectives import Objective, objective
 from funcnet.inputs._optimize import optimize_input
@@ -29,7 +30,7 @@ from funcnet.inputs._visualize import visualize_units
 
 __all__ = [
     "optimize_input", "visualize_units", "fgsm", "pgd",
-    "Regularizers", "Parametrization", "Attack", "Objective", "objective", "class_image_scores", "ClassImageScores",
+    "Regularizers", "Parametrization", "Basis", "pca_basis", "Attack", "Objective", "objective", "class_image_scores", "ClassImageScores",
     "box", "ball", "chain",
     "l1", "l2", "total_variation", "blur_penalty", "gaussian_blur",
 ]

@@ -23,7 +23,7 @@ from funcnet import _boundary
 
 __all__ = ["Regularizers", "Parametrization", "Attack", "merge_options"]
 
-_SPACES = ("pixel", "fourier")
+_SPACES = ("pixel", "fourier", "pca")
 _SQUASHES = ("sigmoid", "tanh", "clip")
 _NORMS = ("linf", "l2")
 
@@ -117,7 +117,9 @@ class Regularizers:
 class Parametrization:
     r"""How the optimized variable u becomes the input x = ρ(u).
 
-    ``space="pixel"``: z = u, one variable per input value. ``space="fourier"``: u holds the real and imaginary
+    ``space="pixel"``: z = u, one variable per input value. ``space="pca"``: z = μ + Σ_k u_k s_k v_k in the
+    principal components of the training data (``basis=fn.inputs.pca_basis(X, value_range=...)``, see
+    `pca_basis`): the data's own covariance as the prior, u = 0 its mean. ``space="fourier"``: u holds the real and imaginary
     parts of the spatial spectrum and z = F⁻¹(u · f^-decay) (frequencies f in cycles per pixel, the lowest
     nonzero frequency standing in for f = 0, scaled so that max = 1): with decay > 0 gradient steps move low
     frequencies more than high ones — a decorrelated, smoother image (Olah et al., "Feature Visualization").
@@ -132,6 +134,10 @@ class Parametrization:
       squash: ``"sigmoid"`` (the default when bounded), ``"tanh"`` or ``"clip"``; needs ``value_range``.
       decay: the Fourier scaling exponent (≥ 0; 0 is plain Fourier space).
       init_scale: standard deviation (≥ 0) of the noise u starts from.
+      basis: a `Basis` from `pca_basis` (``space="pca"`` only).
+      prior: weight (≥ 0) of the Gaussian log-prior ½‖u‖² subtracted from the objective; with ``space="pca"``
+        and ``power=1`` it is ½ the squared Mahalanobis distance of z from the data's mean, so the optimum
+        balances the unit against how typical the input is, and does not drift with the number of steps.
 
     Examples:
       >>> import funcnet as fn
@@ -144,6 +150,8 @@ class Parametrization:
     squash: Optional[str] = None
     decay: float = 2.0
     init_scale: float = 0.01
+    basis: Any = None
+    prior: float = 0.0
 
     def __post_init__(self):
         where = "Parametrization"
@@ -161,6 +169,28 @@ class Parametrization:
             raise ValueError(f"{where}: squash={self.squash!r} needs value_range=(lo, hi), the bounds it enforces")
         _set(self, "decay", _boundary.real(self.decay, "decay", minimum=0, where=where))
         _set(self, "init_scale", _boundary.real(self.init_scale, "init_scale", minimum=0, where=where))
+        _set(self, "prior", _boundary.real(self.prior, "prior", minimum=0, where=where))
+        self._check_basis(where)
+
+    def _check_basis(self, where: str) -> None:
+        from funcnet.inputs._basis import Basis
+
+        if self.space != "pca":
+            if self.basis is not None:
+                raise ValueError(f"{where}: basis= is used by space='pca' only, got space={self.space!r}")
+            return
+        if not isinstance(self.basis, Basis):
+            raise TypeError(f"{where}: space='pca' needs basis=fn.inputs.pca_basis(X, ...), got "
+                            f"{type(self.basis).__name__}")
+        if self.squash == "clip":
+            raise ValueError(f"{where}: squash='clip' projects pixels and needs space='pixel'; use 'sigmoid' "
+                             "with space='pca'")
+        if self.basis.value_range != self.value_range or self.squash not in (None, "sigmoid"):
+            raise ValueError(
+                f"{where}: the basis was computed for value_range={self.basis.value_range} (the sigmoid's "
+                f"pre-image when set) but the parametrization has value_range={self.value_range}, squash="
+                f"{self.squash!r}; build it with fn.inputs.pca_basis(X, value_range={self.value_range})"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,6 +42,8 @@ def u_shape(p: Parametrization, shape: tuple) -> tuple:
     """The shape of the optimized variable u for inputs of ``shape``."""
     if p.space == "pixel":
         return shape
+    if p.space == "pca":
+        return (p.basis.rank,)
     spatial = _spatial(shape)
     return (2, *spatial[:-1], spatial[-1] // 2 + 1, *shape[len(spatial):])
 
@@ -71,6 +73,10 @@ def _unsquash(p: Parametrization, x):
 
 def to_x(p: Parametrization, shape: tuple, u):
     """x = ρ(u), of ``shape``."""
+    if p.space == "pca":
+        b = p.basis
+        z = jnp.asarray(b.mean, u.dtype) + u @ jnp.asarray(b.scales[:, None] * b.components, u.dtype)
+        return _squash(p, jnp.reshape(z, shape))
     if p.space == "fourier":
         w = jnp.asarray(_freq_weights(shape, p.decay), u.dtype)
         c = jax.lax.complex(u[0], u[1]) * w
@@ -83,6 +89,10 @@ def to_u(p: Parametrization, shape: tuple, x):
     z = _unsquash(p, x)
     if p.space == "pixel":
         return z
+    if p.space == "pca":                # the least-squares u: V's rows are orthonormal
+        b = p.basis
+        return ((jnp.reshape(z, (-1,)) - jnp.asarray(b.mean, x.dtype)) @ jnp.asarray(b.components.T, x.dtype)
+                / jnp.asarray(b.scales, x.dtype))
     c = jnp.fft.rfftn(z, axes=_axes(shape), norm="ortho") / jnp.asarray(_freq_weights(shape, p.decay))
     return jnp.stack([jnp.real(c), jnp.imag(c)]).astype(x.dtype)
 

@@ -4,6 +4,10 @@ For class images v_k (one per class k, any shape with the data's size) and label
 
 * ``correlation[k]`` = Pearson corr(v_k, m_k) with m_k the mean of the images of class k (the class's
   average look, an independent reference: it knows nothing of the network);
+* ``centered[k]`` = corr(v_k - μ, m_k - μ) with μ the mean of all the data: the class-specific part only. The
+  plain correlation is high for any image near the data's overall mean (on the digits, the mean image itself
+  correlates 0.83 with the class means); the centered one is near 0 for it and for an untrained network's
+  images, and says whether v_k departs from the average digit in the direction its class does;
 * ``nearest[k]`` = argmax_c corr(v_k, m_c), the class whose mean image v_k is closest to;
 * ``transfer[k]`` = argmax of another network's logits at v_k (a network trained from another seed: images
   that it classifies as their class are not one network's private noise).
@@ -28,11 +32,15 @@ class ClassImageScores(NamedTuple):
     nearest: np.ndarray              # (n,) the class whose mean image each v_k correlates with most
     transfer_predicted: Optional[np.ndarray]   # (n,) the other network's prediction, or None
     transfer: Optional[int]          # how many images the other network classifies as their class, or None
+    centered: Optional[np.ndarray] = None      # (n,) corr(v_k - data mean, m_k - data mean)
+    mean_centered: Optional[float] = None      # its mean over the images
 
     def __str__(self) -> str:
         text = f"correlation with the class mean images: mean {self.mean_correlation:.3f} " \
                f"(min {self.correlation.min():.3f}); nearest mean image is its own class for " \
                f"{int(np.sum(self.nearest == np.arange(len(self.nearest))))}/{len(self.nearest)}"
+        if self.mean_centered is not None:
+            text += f"; centered on the data mean: {self.mean_centered:.3f}"
         if self.transfer is not None:
             text += f"; a second network classifies {self.transfer}/{len(self.nearest)} as their class"
         return text
@@ -50,7 +58,7 @@ def class_image_scores(images, X, y, other_logits_fn: Optional[Callable[[Any], A
 
     Returns:
       `ClassImageScores` (``correlation``, ``mean_correlation``, ``nearest``, ``transfer_predicted``,
-      ``transfer``).
+      ``transfer``, ``centered``, ``mean_centered``).
 
     Examples:
       >>> import numpy as np, funcnet as fn
@@ -77,6 +85,8 @@ def class_image_scores(images, X, y, other_logits_fn: Optional[Callable[[Any], A
     means = np.stack([data[labels == c].mean(0) for c in range(num_classes)])
     corr = np.corrcoef(np.concatenate([v, means]))[:n, n:]           # (n, num_classes)
     own = corr[np.arange(n), cls]
+    mu = data.mean(0)
+    centered = np.array([np.corrcoef(v[i] - mu, means[c] - mu)[0, 1] for i, c in enumerate(cls)])
     predicted = transfer = None
     if other_logits_fn is not None:
         if not callable(other_logits_fn):
@@ -84,4 +94,5 @@ def class_image_scores(images, X, y, other_logits_fn: Optional[Callable[[Any], A
                             f"{type(other_logits_fn).__name__}")
         predicted = np.asarray(other_logits_fn(v.astype(np.float32))).argmax(-1)
         transfer = int(np.sum(predicted == cls))
-    return ClassImageScores(own, float(own.mean()), corr.argmax(1), predicted, transfer)
+    return ClassImageScores(own, float(own.mean()), corr.argmax(1), predicted, transfer, centered,
+                            float(centered.mean()))

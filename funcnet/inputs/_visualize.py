@@ -100,7 +100,8 @@ def _visualize_jit(params, units, key, x_init, *, plan: _Plan):
         def objective(u, k_step):
             x = _image.to_x(p, shape, u)
             seen = _image.transform(plan.regs, x, k_step) if random else x
-            return plan.objective(forward(seen), unit) - _penalty(plan, x)
+            value = plan.objective(forward(seen), unit) - _penalty(plan, x)
+            return value - 0.5 * p.prior * jnp.sum(u * u) if p.prior else value
 
         u, hist = _engine.run(objective, u_start, steps=plan.steps, tx=plan.tx, maximize=True, project=project,
                               key=k if random else None, values=plan.with_history)
@@ -314,6 +315,9 @@ def visualize_units(
     regs, param = _configs(regularizers, parametrization, options)
     is_mlp, shape, obj, named, width, layer, dtype = _resolve_model(model, params, layer, input_shape, objective)
     unit_list = _units(units, width if named else None, layer)
+    if param.space == "pca" and param.basis.size != math.prod(shape):
+        raise ValueError(f"{_WHERE}: the pca basis has {param.basis.size} values per input but input_shape {shape} "
+                         f"has {math.prod(shape)}; build it from data shaped like the model's inputs")
     steps = _boundary.count(steps, "steps", where=_WHERE)
     x_init = jnp.zeros((), dtype) if init is None else jnp.asarray(init, dtype)
     if init is not None and x_init.shape not in (shape, (unit_list.size, *shape)):
