@@ -394,10 +394,11 @@ def test_stop_gradient_and_no_grad():
 
 
 def test_defvjp_for_a_numpy_function():
-    tracer.defvjp(np.cumsum, lambda g, ans, x: np.flip(np.cumsum(np.flip(g))))
-    x = np.array([1.0, 2.0, 3.0])
-    g = tracer.grad(lambda a: np.sum(np.cumsum(a) * np.array([1.0, 10.0, 100.0])))(x)
-    np.testing.assert_allclose(g, [111.0, 110.0, 100.0], rtol=1e-15)
+    # a NumPy function with no rule of its own (the registration lasts for the process: never one the table has)
+    tracer.defvjp(np.nan_to_num, lambda g, ans, x: np.where(np.isfinite(x), g, 0.0))
+    x = np.array([1.0, np.inf, 3.0])
+    g = tracer.grad(lambda a: np.sum(np.nan_to_num(a) * np.array([1.0, 0.5, 2.0])))(x)
+    np.testing.assert_allclose(g, [1.0, 0.0, 2.0], rtol=1e-15)     # d/dx of x where finite, 0 where replaced
 
 
 def test_defvjp_for_a_new_primitive_higher_order():
