@@ -18,7 +18,7 @@ def test_mlp_pure_function_example():
 
 def test_my_gradients_example_test_file_passes():
     """examples/test_my_gradients.py is a pytest file users copy: it must pass as shipped."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLES / "test_my_gradients.py")],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", str(EXAMPLES / "test_my_gradients.py")],
                           cwd=EXAMPLES.parent, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "3 passed" in proc.stdout

@@ -33,7 +33,7 @@ def test_eight_device_suite():
     env.update(XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/sharding_mesh_cases.py"],
+            [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "tests/sharding_mesh_cases.py"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT,
         )
     except subprocess.TimeoutExpired as e:
