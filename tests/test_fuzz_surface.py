@@ -17,7 +17,8 @@ A program is written once against ``xp``: the tracer runs it on NumPy arrays (``
 each with grad's memory policy at its default threshold or lowered to every array (drawn per program).
 
 Budget: derandomized; ``FUNCNET_FUZZ_EXAMPLES`` (default 300, shared with ``test_fuzz.py``) sets the number of
-programs: a tenth at first order, a thirtieth at second order and in forward mode; e.g.
+programs: an eighth at first order, a twentieth at second order and as many in forward mode (JAX's side is
+jitted: one compile per program, ~0.3 s, is the cost); e.g.
 ``FUNCNET_FUZZ_EXAMPLES=20000 pytest tests/test_fuzz_surface.py`` for a long fuzz. ``FUNCNET_FUZZ_SEED`` changes
 the sequence.
 """
@@ -40,7 +41,7 @@ from funcnet.tracer import _memory
 
 EXAMPLES = int(os.environ.get("FUNCNET_FUZZ_EXAMPLES", 300))
 _SALT = int(os.environ.get("FUNCNET_FUZZ_SEED", 0))
-FUZZ = settings(max_examples=max(EXAMPLES // 10, 5), derandomize=True, deadline=None, database=None,
+FUZZ = settings(max_examples=max(EXAMPLES // 8, 5), derandomize=True, deadline=None, database=None,
                 print_blob=True, suppress_health_check=list(HealthCheck))
 
 # float64 throughout. tracer vs jax: two exact methods, different summation order.
@@ -562,8 +563,19 @@ def _policy(lowered: bool):
 
 
 def _jax(f, *args):
+    """``jax.jit(f)(*args)`` in float64, as NumPy arrays."""
     with jax.enable_x64(True):
-        return jax.tree.map(np.asarray, f(*[jax.tree.map(jnp.asarray, a) for a in args]))
+        return jax.tree.map(np.asarray, jax.jit(f)(*[jax.tree.map(jnp.asarray, a) for a in args]))
+
+
+def _flat(prog, shapes):
+    """The program as a function of one vector holding all its inputs (for a single Hessian)."""
+    sizes = np.cumsum([0] + [math.prod(s) for s in shapes])
+
+    def f(z):
+        xp = jnp if isinstance(z, jax.Array) else np
+        return prog(*(xp.reshape(z[a:b], s) for a, b, s in zip(sizes[:-1], sizes[1:], shapes)))
+    return f
 
 
 # ------------------------------------------------------------------------------------------- tests
@@ -581,3 +593,30 @@ def test_surface_programs_grad_matches_jax(prog, lowered):
         num = check.numerical_grad(prog, *xs, argnums=argnums)
         for k in argnums:
             _close(want[k], num[k], FD_RTOL, FD_ATOL * scale, f"jax vs finite differences, input {k}", prog)
+
+
+SECOND = settings(FUZZ, max_examples=max(EXAMPLES // 20, 3))
+
+
+@SECOND
+@given(prog=programs(), lowered=st.booleans())
+def test_surface_programs_hessian_matches_jax(prog, lowered):
+    xs, _, scale = _checked_inputs(prog)
+    f, z = _flat(prog, prog.input_shapes), np.concatenate([np.ravel(x) for x in xs])
+    with _policy(lowered):
+        got = tracer.hessian(f)(z)
+    want = _jax(jax.hessian(f), z)
+    assert np.all(np.isfinite(want)), prog.describe()
+    _close(got, want, EXACT_RTOL, EXACT_ATOL * scale, "tracer.hessian vs jax.hessian", prog)
+
+
+@SECOND
+@given(prog=programs(), lowered=st.booleans())
+def test_surface_programs_jvp_matches_jax(prog, lowered):
+    xs, _, scale = _checked_inputs(prog)
+    ts = [np.random.default_rng(prog.seed + 1).normal(size=np.shape(x)) for x in xs]
+    with _policy(lowered):
+        value, tangent = tracer.jvp(prog, tuple(xs), tuple(ts))
+    want_value, want_tangent = _jax(lambda p, t: jax.jvp(prog, p, t), tuple(xs), tuple(ts))
+    _close(value, want_value, EXACT_RTOL, EXACT_ATOL * scale, "tracer.jvp value vs jax.jvp", prog)
+    _close(tangent, want_tangent, EXACT_RTOL, EXACT_ATOL * scale, "tracer.jvp tangent vs jax.jvp", prog)
