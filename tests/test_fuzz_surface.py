@@ -297,8 +297,16 @@ def _split_params(draw, s):
     return name, k, axis, draw(st.integers(0, k - 1))
 
 
+def _broadcasts(t, s) -> bool:
+    """Whether shape ``t`` broadcasts to shape ``s``."""
+    try:
+        return np.broadcast_shapes(s, t) == s
+    except ValueError:
+        return False
+
+
 def _stack_params(draw, s, t):
-    if np.broadcast_shapes(s, t) != s:
+    if not _broadcasts(t, s):
         return None
     ok = ["stack", "append"] + ["concatenate", "hstack", "vstack", "column_stack"] * bool(s) + ["dstack"] * (len(s) >= 2)
     return draw(st.sampled_from(ok)), _one_axis(draw, s)
@@ -535,7 +543,7 @@ def programs(draw, names=tuple(sorted(OPS))):
         name = draw(st.sampled_from(names))
         op = OPS[name]
         idx = tuple(draw(st.integers(0, len(cur) - 1)) for _ in range(op.arity))
-        if op.arity == 2 and name in ELEMENTWISE:       # broadcasting binary: the shapes must broadcast
+        if op.arity == 2 and (name in ELEMENTWISE or name == "c-pair"):   # the shapes must broadcast
             try:
                 np.broadcast_shapes(cur[idx[0]], cur[idx[1]])
             except ValueError:
