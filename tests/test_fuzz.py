@@ -215,7 +215,7 @@ def test_random_programs_tracer_vs_finite_differences(prog):
         _close(gt, gn, FD_RTOL, FD_ATOL * scale, f"tracer vs finite differences, input {k}", prog)
 
 
-# jax.grad compiles one backward computation per random program (~0.05-0.15 s), so it sees a third of
+# jax.grad, jitted, compiles one backward computation per random program (~0.05-0.3 s), so it sees a third of
 # the budget; the tracer and finite differences above, which cost milliseconds, see all of it.
 @settings(FUZZ, max_examples=max(EXAMPLES // 3, 10))
 @given(programs())
@@ -223,7 +223,7 @@ def test_random_programs_tracer_vs_jax_vs_finite_differences(prog):
     xs, argnums, scale = _checked_inputs(prog)
     g_tracer = tracer.grad(prog, argnums=argnums)(*xs)
     with jax.enable_x64(True):
-        g_jax = jax.grad(prog, argnums=argnums)(*[jnp.asarray(x) for x in xs])
+        g_jax = jax.jit(jax.grad(prog, argnums=argnums))(*[jnp.asarray(x) for x in xs])   # one compile: ~3x eager
     g_num = fn.check.numerical_grad(prog, *xs, argnums=argnums)
     for k, (gt, gj, gn) in enumerate(zip(g_tracer, g_jax, g_num)):
         _close(gt, gj, EXACT_RTOL, EXACT_ATOL * scale, f"tracer vs jax, input {k}", prog)

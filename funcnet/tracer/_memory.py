@@ -185,9 +185,10 @@ class MemoryTrace(ReverseTrace):
             self.releasable = True
         if "args" in reads:
             return raw
-        # array arguments become their shapes, or nothing; others (axes, indices, shapes) stay
+        # float/complex array arguments become their shapes, or nothing; others (axes, integer and boolean
+        # index arrays, shapes) stay: the rules of getitem, take_along_axis and their transposes read them
         keep = _ShapeOnly if "shape" in reads else _nothing
-        return tuple([keep(a) if type(a) is np.ndarray else a for a in raw])
+        return tuple([keep(a) if type(a) is np.ndarray and a.dtype.kind in "fc" else a for a in raw])
 
 
 def _spent(x: Box, y) -> bool:
