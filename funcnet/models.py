@@ -216,6 +216,8 @@ class MLP:
         if not hasattr(x, "shape"):
             x = array_namespace(params, x).asarray(x)
         self._check_input(x)
+        if np.dtype(x.dtype).kind != "f":           # int/bool inputs (XOR, pixel counts) in the weights' dtype
+            x = x.astype(params[0]["w"].dtype)
         return self._forward(params, x, _product)
 
     def _forward(self, params, x, product: Callable) -> list[dict[str, Any]]:

@@ -17,6 +17,22 @@ import pytest
 import funcnet as fn
 
 
+# Test files whose code paths are funcnet's own model, loss, data and gradient-checking code (no optax inside: optax's
+# Adam mixes its int32 step count with floats, which strict promotion refuses) run with JAX's strict dtype promotion,
+# so an implicit int/float or float32/float64 mix in funcnet's code is an error, not a silent upcast.
+STRICT_DTYPE_FILES = {"test_models.py", "test_losses.py", "test_catalogue_models.py", "test_manual.py",
+                      "test_per_example.py", "test_datasets.py", "test_check.py"}
+
+
+@pytest.fixture(autouse=True)
+def _strict_dtype_promotion(request):
+    if request.node.path.name in STRICT_DTYPE_FILES:
+        with jax.numpy_dtype_promotion("strict"):
+            yield
+    else:
+        yield
+
+
 @pytest.fixture(scope="session")
 def digits_split():
     """The digits data split 80/10/10 with key 0, as JAX arrays: ((Xtr, ytr), (Xva, yva), (Xte, yte))."""

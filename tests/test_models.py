@@ -233,3 +233,12 @@ def test_bad_inputs_have_clear_errors():
         fn.mlp([4])
     with pytest.raises(ValueError, match=r"sizes\[1\] must be >= 1, got 0"):
         fn.mlp([4, 0, 2])
+
+
+def test_this_file_runs_under_strict_dtype_promotion():
+    """conftest turns on JAX's strict promotion here: an implicit int32 + float32 mix is an error, not an upcast."""
+    with pytest.raises(jax.dtypes.TypePromotionError):
+        jnp.ones(2, jnp.int32) + jnp.ones(2, jnp.float32)
+    model = fn.mlp([2, 3, 1])                       # integer inputs are cast to the weights' dtype, explicitly
+    out = model.apply(model.init(jax.random.key(0)), jnp.array([[0, 1], [1, 0]], jnp.int32))
+    assert out.dtype == jnp.float32 and out.shape == (2, 1)
