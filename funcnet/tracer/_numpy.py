@@ -428,3 +428,16 @@ class ArrayBox(Box):
         impl = R.FUNCTIONS.get(func)
         return impl(*args, **kwargs) if impl is not None else func.__wrapped__(*args, **kwargs)
 
+
+
+# ===== linear algebra (issue 16, part A): loads the table's linear-algebra part, fills the namespace =====
+from funcnet.tracer import _linalg as _L  # noqa: E402  (here rather than in _rules.py: no import cycle)
+
+for _name, _f in _L.NAMESPACE.items():
+    setattr(namespace, _name, _f)
+for _name in [k for k in vars(namespace) if k.startswith("linalg.")]:   # primitives, not namespace functions
+    delattr(namespace, _name)
+namespace.linalg = types.SimpleNamespace(__name__="funcnet.tracer.numpy.linalg", tensordot=tensordot, **_L.linalg)
+namespace.einsum = _L.einsum
+NUMPY_FUNCTIONS[np.linalg.tensordot] = tensordot
+# ===== end of linear algebra =====
