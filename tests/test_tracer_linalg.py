@@ -1,7 +1,7 @@
 """The tracer's linear algebra (``funcnet/tracer/_linalg.py``) against JAX and finite differences.
 
 Each program is written once against a NumPy-like namespace ``xp``: the tracer runs it with ``xp = numpy``
-(NumPy's functions dispatch to the rule table), JAX with ``xp = jax.numpy``, in float64.
+(NumPy's functions dispatch to the rule table), JAX with ``xp = jax.numpy`` under ``jax.jit``, in float64.
 
 * reverse mode: ``tracer.grad`` vs ``jax.grad`` (1e-10 relative) and vs central differences (1e-6);
 * forward mode: ``tracer.jvp`` vs ``jax.jvp`` on random tangents (1e-10 relative);
@@ -130,6 +130,10 @@ GRAD_CASES = [
     ("svd-batched-values", lambda xp, x: xp.sum(xp.linalg.svd(x, compute_uv=False) ** 3), (normal(2, 3, 2),)),
     ("matrix_power", lambda xp, x: xp.sum(xp.linalg.matrix_power(x, 3) * W4), (normal(4, 4) / 2,)),
     ("matrix_power-negative", lambda xp, x: xp.sum(xp.linalg.matrix_power(x, -2) * W4), (spd(4),)),
+    ("pinv-tall", lambda xp, x: xp.sum(xp.linalg.pinv(x) * W), (normal(4, 3),)),
+    ("pinv-wide-batched", lambda xp, x: xp.sum(xp.linalg.pinv(x) ** 2), (normal(2, 2, 3),)),
+    ("cond", lambda xp, x: xp.linalg.cond(x) + xp.linalg.cond(x, -2) + xp.linalg.cond(x, "fro") + xp.linalg.cond(x, 1),
+     (normal(3, 3) + 3 * np.eye(3),)),
     ("multi_dot", lambda xp, x, y, z: xp.linalg.multi_dot([x, y, z]), (normal(3), normal(3, 4, seed=1), normal(4, seed=2))),
 ]
 # norms: every ord NumPy takes, with axis and keepdims
@@ -176,7 +180,7 @@ def test_grad_matches_jax_and_central_differences(name, f, args):
     argnums = tuple(range(len(args)))
     got = tracer.grad(_np(f), argnums=argnums)(*args)
     with jax.enable_x64(True):
-        want = jax.grad(_jax(f), argnums=argnums)(*[jnp.asarray(a) for a in args])
+        want = jax.jit(jax.grad(_jax(f), argnums=argnums))(*[jnp.asarray(a) for a in args])
     for k in argnums:
         np.testing.assert_allclose(got[k], np.asarray(want[k]), rtol=RTOL, atol=ATOL, err_msg=f"{name}: arg {k} vs jax")
         if name != "norm-vector-ord=0":     # a count: zero gradient, and steps that cross no zero see no change
@@ -212,6 +216,7 @@ JVP_CASES = [
     ("svd-values", lambda xp, x: xp.linalg.svd(x, compute_uv=False), (normal(2, 3, 4),)),
     ("svd-u-squared-tall", lambda xp, x: xp.linalg.svd(x, full_matrices=False)[0] ** 2, (normal(5, 3),)),
     ("svd-v-squared-wide", lambda xp, x: xp.linalg.svd(x, full_matrices=False)[2] ** 2, (normal(3, 5),)),
+    ("pinv", lambda xp, x: xp.linalg.pinv(x), (normal(2, 4, 3),)),
     ("norms", lambda xp, x: xp.stack([xp.linalg.norm(x, o) for o in MATRIX_ORDS[1:]]), (distinct(3, 4),)),
 ]
 
@@ -221,7 +226,8 @@ def test_jvp_matches_jax(name, f, args):
     tangents = tuple(normal(*np.shape(a), seed=11 + i) for i, a in enumerate(args))
     out, tan = tracer.jvp(_np(f), args, tangents)
     with jax.enable_x64(True):
-        want_out, want_tan = jax.jvp(_jax(f), tuple(map(jnp.asarray, args)), tuple(map(jnp.asarray, tangents)))
+        want_out, want_tan = jax.jit(lambda a, t: jax.jvp(_jax(f), a, t))(tuple(map(jnp.asarray, args)),
+                                                                          tuple(map(jnp.asarray, tangents)))
     np.testing.assert_allclose(out, np.asarray(want_out), rtol=RTOL, atol=ATOL, err_msg=f"{name}: value")
     np.testing.assert_allclose(tan, np.asarray(want_tan), rtol=RTOL, atol=ATOL, err_msg=f"{name}: tangent")
 
@@ -229,11 +235,8 @@ def test_jvp_matches_jax(name, f, args):
 # ------------------------------------------------------------------ second order: (name, f(xp, x) -> scalar, x)
 HESSIAN_CASES = [
     ("einsum-trace-of-square", lambda xp, x: xp.einsum("ij,ji", x, x) ** 2, normal(3, 3)),
-    ("einsum-diag", lambda xp, x: xp.sum(xp.einsum("ii->i", x) ** 3), normal(3, 3)),
-    ("dot-kron-cross", lambda xp, x: xp.sum(xp.kron(x, x) ** 2) + xp.sum(xp.cross(x, x[::-1]) ** 2), normal(3)),
     ("inv", lambda xp, x: xp.sum(xp.linalg.inv(x) * W4[:3, :3]), spd(3)),
     ("det", lambda xp, x: xp.linalg.det(x), normal(3, 3)),
-    ("slogdet", lambda xp, x: xp.linalg.slogdet(x)[1], normal(3, 3)),
     ("solve", lambda xp, x: xp.sum(xp.linalg.solve(x, xp.arange(1.0, 4.0)) ** 2), spd(3)),
     ("cholesky", lambda xp, x: xp.sum(xp.linalg.cholesky(sym(xp, x)) ** 3), spd(3)),
     ("eigh-values", lambda xp, x: xp.sum(xp.linalg.eigvalsh(sym(xp, x)) ** 3), normal(3, 3)),
@@ -241,7 +244,7 @@ HESSIAN_CASES = [
     ("svd-values", lambda xp, x: xp.sum(xp.linalg.svd(x, compute_uv=False) ** 3), normal(3, 2)),
     ("svd-vectors", lambda xp, x: xp.sum(xp.linalg.svd(x, full_matrices=False)[0] ** 4), normal(3, 2)),
     ("norm-nuc", lambda xp, x: xp.linalg.norm(x, "nuc"), normal(2, 3)),
-    ("norm-vector-3", lambda xp, x: xp.linalg.norm(x, 3), normal(4)),
+    ("pinv", lambda xp, x: xp.sum(xp.linalg.pinv(x) ** 2), normal(3, 2)),
 ]
 
 
@@ -249,7 +252,7 @@ HESSIAN_CASES = [
 def test_hessian_matches_jax(name, f, x):
     got = tracer.hessian(_np(f))(x)
     with jax.enable_x64(True):
-        want = jax.hessian(_jax(f))(jnp.asarray(x))
+        want = jax.jit(jax.hessian(_jax(f)))(jnp.asarray(x))
     np.testing.assert_allclose(got, np.asarray(want), rtol=RTOL_2, atol=ATOL_2, err_msg=name)
 
 
@@ -285,8 +288,8 @@ def test_complex_vjp_matches_jax(name, f, args):
     ct = cnormal(*np.shape(out), seed=21)
     got = pull(ct)
     with jax.enable_x64(True):
-        want_out, jpull = jax.vjp(_jax(f), *map(jnp.asarray, args))
-        want = jpull(jnp.asarray(ct, dtype=want_out.dtype))
+        want_out, want = jax.jit(lambda a, c: (lambda o, pull: (o, pull(c)))(*jax.vjp(_jax(f), *a)))(
+            tuple(map(jnp.asarray, args)), jnp.asarray(ct))
     np.testing.assert_allclose(out, np.asarray(want_out), rtol=RTOL, atol=ATOL, err_msg=f"{name}: value")
     for k, (a, b) in enumerate(zip(got, want)):
         np.testing.assert_allclose(a, np.asarray(b), rtol=RTOL, atol=ATOL, err_msg=f"{name}: arg {k}")

@@ -388,6 +388,24 @@ solve_p = define(np.linalg.solve, "linalg.solve", vjp=(_solve_vjp_a, _solve_vjp_
                  jvp=(_solve_jvp_a, lambda t, ans, a, b: solve_p(a, t)))
 
 
+def _pinv_vjp(g, ans, a, **kw):
+    p, pt, gt = ans, _mT(ans), _mT(g)
+    m, n = _shape(a)[-2:]
+    return (-(pt @ g @ pt) + (np.eye(m, dtype=_dtype(a)) - a @ p) @ gt @ p @ pt
+            + pt @ p @ gt @ (np.eye(n, dtype=_dtype(a)) - p @ a))
+
+
+def _pinv_jvp(t, ans, a, **kw):
+    p, pt, tt = ans, _mT(ans), _mT(t)
+    m, n = _shape(a)[-2:]
+    return (-(p @ t @ p) + p @ pt @ tt @ (np.eye(m, dtype=_dtype(a)) - a @ p)
+            + (np.eye(n, dtype=_dtype(a)) - p @ a) @ tt @ pt @ p)
+
+
+# the Golub-Pereyra derivative of the pseudo-inverse, valid where the rank does not change (as JAX)
+pinv_p = define(np.linalg.pinv, "linalg.pinv", vjp=_pinv_vjp, jvp=_pinv_jvp)
+
+
 # ------------------------------------------------------------------ cholesky
 @functools.lru_cache(maxsize=64)
 def _phi_mask(n: int, dtype) -> np.ndarray:
@@ -589,6 +607,28 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     return SVDResult(u, s, _mT(v))
 
 
+def pinv(a, rcond=None, hermitian=False, *, rtol=None):
+    """``numpy.linalg.pinv``: the Moore-Penrose pseudo-inverse ``(..., n, m)`` of ``(..., m, n)``."""
+    _real_only("pinv", a)
+    kw = {"hermitian": hermitian, **({} if rcond is None else {"rcond": rcond}), **({} if rtol is None else {"rtol": rtol})}
+    return pinv_p(a, **kw)
+
+
+def cond(x, p=None):
+    """``numpy.linalg.cond``: ``s_max / s_min`` for ``p`` in (None, 2), ``s_min / s_max`` for -2, else
+    ``norm(x, p) * norm(inv(x), p)``."""
+    if p in (None, 2, -2):
+        s = svdvals(x)
+        big, small = s[..., 0], s[..., -1]
+        return small / big if p == -2 else big / small
+    return norm(x, p, axis=(-2, -1)) * norm(inv(x), p, axis=(-2, -1))
+
+
+def matrix_rank(a, *args, **kwargs):
+    """``numpy.linalg.matrix_rank``: an integer, computed on the plain value (no gradient, as JAX)."""
+    return np.linalg.matrix_rank(np.asarray(strip(a)), *args, **kwargs)
+
+
 def matrix_power(a, n):
     """``numpy.linalg.matrix_power``: ``a @ a @ ... @ a`` by repeated squaring (``inv(a)`` for ``n < 0``)."""
     _square("matrix_power", a)
@@ -716,7 +756,7 @@ def _api_cross(a, b, axis=-1):
 linalg = dict(
     inv=inv, det=det, slogdet=slogdet, solve=solve, cholesky=cholesky, eigh=eigh, eigvalsh=eigvalsh, svd=svd,
     svdvals=svdvals, norm=norm, vector_norm=vector_norm, matrix_norm=matrix_norm, matrix_power=matrix_power,
-    multi_dot=multi_dot, trace=_api_trace, diagonal=_api_diagonal, outer=_api_outer, cross=_api_cross,
+    multi_dot=multi_dot, pinv=pinv, cond=cond, matrix_rank=matrix_rank, trace=_api_trace, diagonal=_api_diagonal, outer=_api_outer, cross=_api_cross,
     matmul=lambda x1, x2: x1 @ x2, matrix_transpose=_mT,
     vecdot=lambda x1, x2, axis=-1: R.sum(_conj(x1) * x2, axis=axis % max(_ndim(x1), _ndim(x2))),
 )
