@@ -73,7 +73,12 @@ GRAD_CASES = [
     ("einsum-implicit-order", lambda xp, x, y: xp.sum(xp.einsum("ba,cb", x, y) * W[:2, :3]),
      (normal(4, 2), normal(3, 4, seed=1))),
     ("einsum-scalar-operand", lambda xp, s, x: xp.sum(xp.einsum(",ij->ij", s, x) ** 2), (np.array(1.5), normal(2, 3))),
+    ("einsum-empty-contraction", lambda xp, x, y, z: xp.sum(xp.einsum("ij,jk->ik", x, y) + z),
+     (normal(3, 0), normal(0, 2), normal(3, 2))),
+    ("einsum-size-one-broadcast", lambda xp, x, y: xp.sum(xp.einsum("...i,...i->...", x, y) ** 2),
+     (normal(3, 1, 4), normal(1, 2, 4, seed=1))),
     # dot, inner, outer, vdot, tensordot, matmul
+    ("dot-size-one", lambda xp, x, y: xp.sum(xp.dot(x, y) ** 2), (normal(3, 1), normal(1, 4, seed=1))),
     ("dot-matrix-vector", lambda xp, x, y: xp.sum(xp.dot(x, y) ** 2), (normal(3, 4), normal(4))),
     ("dot-scalar", lambda xp, s, x: xp.sum(xp.dot(s, x) * W), (np.array(0.7), normal(3, 4))),
     ("dot-nd", lambda xp, x, y: xp.sum(xp.dot(x, y) ** 2), (normal(2, 3, 4), normal(5, 4, 2, seed=1))),

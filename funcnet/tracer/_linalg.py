@@ -53,7 +53,6 @@ of ``svd``/``nuc``/``2``
 from __future__ import annotations
 
 import functools
-import math
 import string
 from typing import Any, NamedTuple
 
@@ -170,7 +169,9 @@ def _split_interleaved(args) -> tuple[str, list]:
 
 # ------------------------------------------------------------------ einsum: the primitive
 def _einsum_fun(*operands, spec):
-    return np.einsum(spec, *operands, optimize=len(operands) > 2)
+    # NumPy's contraction-order search (BLAS for pairs) pays off for three operands or more, or large ones
+    big = len(operands) > 2 or sum(np.size(o) for o in operands) > 4096
+    return np.einsum(spec, *operands, optimize=big)
 
 
 def _einsum_vjp(k, g, ans, *ops, spec):
@@ -594,11 +595,13 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     ``full_matrices=True`` of a non-square traced matrix has no derivative (the extra columns of ``U`` or
     ``Vh`` are not unique; JAX raises too): pass ``full_matrices=False``.
     """
+    if not isinstance(a, Box):                 # plain values: NumPy's own answer
+        return np.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv, hermitian=hermitian)
     if not compute_uv:
         return svdvals(a)
     _real_only("svd", a)
     m, n = _shape(a)[-2:]
-    if full_matrices and m != n and isinstance(a, Box):
+    if full_matrices and m != n:
         raise MissingRuleError(
             f"svd(full_matrices=True) of a non-square traced matrix (shape {_shape(a)}) has no derivative: the "
             "extra columns of U or Vh are not unique (jax.grad raises too). Pass full_matrices=False.")
@@ -610,8 +613,8 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
 def pinv(a, rcond=None, hermitian=False, *, rtol=None):
     """``numpy.linalg.pinv``: the Moore-Penrose pseudo-inverse ``(..., n, m)`` of ``(..., m, n)``."""
     _real_only("pinv", a)
-    kw = {"hermitian": hermitian, **({} if rcond is None else {"rcond": rcond}), **({} if rtol is None else {"rtol": rtol})}
-    return pinv_p(a, **kw)
+    kw = {"hermitian": hermitian, "rcond": rcond, "rtol": rtol}
+    return pinv_p(a, **{k: v for k, v in kw.items() if v is not None})
 
 
 def cond(x, p=None):
@@ -756,7 +759,8 @@ def _api_cross(a, b, axis=-1):
 linalg = dict(
     inv=inv, det=det, slogdet=slogdet, solve=solve, cholesky=cholesky, eigh=eigh, eigvalsh=eigvalsh, svd=svd,
     svdvals=svdvals, norm=norm, vector_norm=vector_norm, matrix_norm=matrix_norm, matrix_power=matrix_power,
-    multi_dot=multi_dot, pinv=pinv, cond=cond, matrix_rank=matrix_rank, trace=_api_trace, diagonal=_api_diagonal, outer=_api_outer, cross=_api_cross,
+    multi_dot=multi_dot, pinv=pinv, cond=cond, matrix_rank=matrix_rank,
+    trace=_api_trace, diagonal=_api_diagonal, outer=_api_outer, cross=_api_cross,
     matmul=lambda x1, x2: x1 @ x2, matrix_transpose=_mT,
     vecdot=lambda x1, x2, axis=-1: R.sum(_conj(x1) * x2, axis=axis % max(_ndim(x1), _ndim(x2))),
 )
