@@ -367,3 +367,21 @@ def test_bad_input_raises_clear_errors(f, x, err, words):
         _grad_at(f, x)
     for w in words:
         assert w in str(info.value), (w, str(info.value))
+
+
+def test_rules_read_only_what_they_declare():
+    """grad's memory policy (threshold 0: every array) keeps only what each rule declares it reads."""
+    from funcnet.tracer import _memory
+
+    def f(x):
+        s = np.linalg.svd(x[:, :3], full_matrices=False)
+        w, v = np.linalg.eigh(x[:3, :3] @ x[:3, :3].T)
+        return (np.sum(np.linalg.inv(x[:3, :3] + 3 * np.eye(3)) * W4[:3, :3]) + np.sum(s[0] ** 4) + np.sum(v ** 4)
+                + np.linalg.slogdet(x[:3, :3])[1] + np.sum(np.linalg.cholesky(x[:3, :3] @ x[:3, :3].T + np.eye(3)) ** 2)
+                + np.einsum("ij,ij", x, x))
+
+    x = normal(4, 4)
+    want = tracer.grad(f)(x)
+    with _memory.threshold(0):
+        got = tracer.grad(f)(x)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)

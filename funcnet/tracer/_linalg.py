@@ -1,25 +1,27 @@
 """The linear-algebra part of the rule table: products, ``einsum``, and ``numpy.linalg``.
 
-Seven primitives carry all of it; everything else is composed from them and the primitives of
+Nine primitives carry all of it; everything else is composed from them and the primitives of
 ``_rules.py``, so every function here has a VJP and a JVP rule, at any order:
 
-==================  ==========================================================================
-primitive           rules (``g``: output cotangent, ``t``: input tangent; ᵀ swaps the last two axes)
-==================  ==========================================================================
-``einsum``          linear in each operand: the cotangent of operand *k* is one ``einsum`` of ``g``
-                    with the other operands (an identity matrix per repeated index, a vector of
-                    ones per index summed only in operand *k*); the tangent is ``einsum`` with
-                    ``t`` in place of operand *k*
-``linalg.inv``      ``Ā = -Xᵀ g Xᵀ``, ``dX = -X t X``  (``X = A⁻¹``)
-``linalg.det``      ``Ā = g det(A) A⁻ᵀ``, ``d det = det(A) tr(A⁻¹ t)``
+====================  ==========================================================================
+primitive             rules (``g``: output cotangent, ``t``: input tangent; ᵀ swaps the last two axes)
+====================  ==========================================================================
+``einsum``            linear in each operand: the cotangent of operand *k* is one ``einsum`` of ``g``
+                      with the other operands (an identity matrix per repeated index, a vector of
+                      ones per index summed only in operand *k*); the tangent is ``einsum`` with
+                      ``t`` in place of operand *k*
+``linalg.inv``        ``Ā = -Xᵀ g Xᵀ``, ``dX = -X t X``  (``X = A⁻¹``)
+``linalg.det``        ``Ā = g det(A) A⁻ᵀ``, ``d det = det(A) tr(A⁻¹ t)``
 ``linalg.logabsdet``  ``Ā = g A⁻ᵀ``, ``d = tr(A⁻¹ t)`` (``slogdet``'s second result; its sign is constant)
-``linalg.solve``    ``B̄ = A⁻ᵀ g``, ``Ā = -B̄ Xᵀ``; ``dX = A⁻¹ (t_B - t_A X)``
-``linalg.cholesky`` ``dL = L Φ(L⁻¹ S L⁻ᵀ)``, ``S = (t + tᵀ)/2``, Φ: lower triangle, diagonal halved;
-                    ``Ā = sym(L⁻ᵀ Φ(Lᵀ ḡ) L⁻¹)``
-``linalg.eigh``     ``A = V diag(w) Vᵀ``: ``dw = diag(Vᵀ S V)``, ``dV = V (F ∘ Vᵀ S V)``,
-                    ``F_ij = 1/(w_j - w_i)``; ``Ā = sym(V (diag(w̄) + F ∘ Vᵀ V̄) Vᵀ)``
-``linalg.svd``      ``A = U diag(s) Vᵀ`` (thin): the rule of ``jax.numpy.linalg.svd`` and its transpose
-==================  ==========================================================================
+``linalg.solve``      ``B̄ = A⁻ᵀ g``, ``Ā = -B̄ Xᵀ``; ``dX = A⁻¹ (t_B - t_A X)``
+``linalg.cholesky``   ``dL = L Φ(L⁻¹ S L⁻ᵀ)``, ``S = (t + tᵀ)/2``, Φ: lower triangle, diagonal halved;
+                      ``Ā = sym(L⁻ᵀ Φ(Lᵀ ḡ) L⁻¹)``
+``linalg.eigh``       ``A = V diag(w) Vᵀ``: ``dw = diag(Vᵀ S V)``, ``dV = V (F ∘ Vᵀ S V)``,
+                      ``F_ij = 1/(w_j - w_i)``; ``Ā = sym(V (diag(w̄) + F ∘ Vᵀ V̄) Vᵀ)``
+``linalg.svd``        ``A = U diag(s) Vᵀ`` (thin): the rule of ``jax.numpy.linalg.svd`` and its transpose
+``linalg.pinv``       ``dP = -P t P + P Pᵀ tᵀ (I - A P) + (I - P A) tᵀ Pᵀ P`` (Golub-Pereyra; rank constant),
+                      ``Ā = -Pᵀ g Pᵀ + (I - A P) gᵀ P Pᵀ + Pᵀ P gᵀ (I - P A)``
+====================  ==========================================================================
 
 ``eigh`` and ``svd`` have several results; each primitive returns them packed in one array
 (``eigh``: ``w`` on top of ``V``, shape ``(..., n + 1, n)``; ``svd``: ``U``, ``s``, ``V`` stacked,
@@ -45,8 +47,7 @@ complex ``dot/einsum/...``  no conjugation in the rules (the cotangent is the tr
                             ``abs'(0) = 1``; ``inf``/``-inf``/``2``/``-2``: ties share equally
 ``det`` of a singular A     ``det · A⁻ᵀ`` is ``inf``/``nan`` (JAX returns the adjugate)
 ``slogdet``, ``cholesky``,  real inputs only (a ``TypeError`` for complex ones)
-``eigh``, ``svd``, ``norm``
-of ``svd``/``nuc``/``2``
+``eigh``, ``svd``, ``pinv``
 ==========================  ======================================================================
 """
 
@@ -331,10 +332,14 @@ def diag(v, k=0):
         return diagonal(v, k)
     if nd != 1:
         raise ValueError(f"diag: input must be 1-D or 2-D, got shape {_shape(v)}")
-    n = _shape(v)[0]
-    i = np.arange(n)
-    size = n + abs(k)
-    return R.scatter_add(v, (i + max(-k, 0), i + max(k, 0)), (size, size))
+    n, a = _shape(v)[0], abs(k)
+    m = R.reshape(v, (n, 1)) * np.eye(n, dtype=_dtype(v))      # v on the diagonal of an n x n matrix
+    if a == 0:
+        return m
+    zeros = np.zeros((n, a), dtype=m.dtype)                      # then k zero columns and rows around it
+    m = R.concat(zeros, m, axis=1) if k > 0 else R.concat(m, zeros, axis=1)
+    zeros = np.zeros((a, n + a), dtype=m.dtype)
+    return R.concat(m, zeros, axis=0) if k > 0 else R.concat(zeros, m, axis=0)
 
 
 def diagflat(v, k=0):
